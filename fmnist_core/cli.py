@@ -1,0 +1,207 @@
+"""Command line: python -m fmnist_core {train,evaluate,predict,models,activate,delete,runs}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from fmnist_core.config import PRESETS, TrainConfig, preset, runs_dir
+
+EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree for all subcommands."""
+    parser = argparse.ArgumentParser(prog="python -m fmnist_core", description="Fashion-MNIST workbench core")
+    parser.add_argument("--data-dir", help="directory with the four Fashion-MNIST IDX .gz files")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model and add it to the registry")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="standard")
+    train.add_argument("--architecture")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--learning-rate", type=float)
+    train.add_argument("--validation-split", type=float)
+    train.add_argument("--augmentation", action=argparse.BooleanOptionalAction, default=None)
+    train.add_argument("--patience", type=int, help="early stopping patience in epochs (0 = off)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--subset", type=int, help="train on the first N images only")
+    train.add_argument("--test-subset", type=int, help="evaluate on the first N test images only")
+    train.add_argument("--run-dir", type=Path, help="where progress files go (default runs/<new id>)")
+    train.add_argument("--config-json", help=argparse.SUPPRESS)  # used by the background job launcher
+    train.add_argument("--activate", action="store_true", help="make the new model the active one")
+    train.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+
+    evaluate = sub.add_parser("evaluate", help="test-set metrics of a registry model")
+    evaluate.add_argument("--model", help="model id (default: the active model)")
+    evaluate.add_argument("--json", action="store_true")
+
+    predict = sub.add_parser("predict", help="classify image files")
+    predict.add_argument("files", nargs="+", type=Path)
+    predict.add_argument("--model", help="model id (default: the active model)")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--json", action="store_true")
+
+    models = sub.add_parser("models", help="list the registry")
+    models.add_argument("--json", action="store_true")
+
+    activate = sub.add_parser("activate", help="make a model the active one")
+    activate.add_argument("model_id")
+
+    delete = sub.add_parser("delete", help="delete a (non-active) model")
+    delete.add_argument("model_id")
+    return parser
+
+
+def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The preset with the command line's overrides applied."""
+    if args.config_json:
+        return TrainConfig.from_dict(json.loads(args.config_json))
+    return preset(args.preset).replace(
+        architecture=args.architecture, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, validation_split=args.validation_split, augmentation=args.augmentation,
+        early_stopping_patience=args.patience, seed=args.seed, subset=args.subset, test_subset=args.test_subset)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train in the foreground with a console progress bar."""
+    from fmnist_core.data import load_dataset
+    from fmnist_core.jobs import new_run_id
+    from fmnist_core.train import train
+
+    config = train_config_from_args(args).validate()
+    run_dir = args.run_dir or runs_dir() / new_run_id()
+    status = train(config, run_dir, dataset=load_dataset(args.data_dir), console=not args.json and sys.stdout.isatty(),
+                   activate=args.activate)
+    result = {"model_id": status["model_id"], "test_accuracy": status["test_accuracy"],
+              "test_loss": status["test_loss"], "train_seconds": status["train_seconds"], "run_dir": str(run_dir),
+              "config": config.to_dict()}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"model {result['model_id']}: test accuracy {result['test_accuracy']:.4f} "
+              f"in {result['train_seconds']:.0f} s of training")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a registry model on the full test set."""
+    from fmnist_core.data import CLASS_NAMES, load_dataset, to_model_input
+    from fmnist_core.evaluate import evaluate_probabilities
+    from fmnist_core.predict import Classifier
+
+    classifier = Classifier.load(args.model)
+    dataset = load_dataset(args.data_dir)
+    evaluation = evaluate_probabilities(classifier.probabilities(to_model_input(dataset.x_test)), dataset.y_test)
+    result = {"model": classifier.model_id, "accuracy": evaluation.accuracy, "loss": evaluation.loss,
+              "n": evaluation.n, "per_class_accuracy": dict(zip(CLASS_NAMES, evaluation.per_class_accuracy))}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"{classifier.model_id}: accuracy {evaluation.accuracy:.4f}, loss {evaluation.loss:.4f} "
+              f"on {evaluation.n} test images")
+    return EXIT_OK
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Classify files; one bad file never stops the others; exit 2 if any failed."""
+    from fmnist_core.predict import Classifier
+
+    classifier = Classifier.load(args.model)
+    results = classifier.classify_many([str(path) if path.is_file() else path for path in args.files], args.top_k)
+    records = []
+    for path, result in zip(args.files, results):
+        if isinstance(result, Exception):
+            reason = str(result).splitlines()[0] if str(result) else type(result).__name__
+            if not path.is_file():
+                reason = f"no such file: {path}"
+            records.append({"file": str(path), "error": reason})
+        else:
+            records.append({"file": str(path), **result.to_json()})
+    if args.json:
+        _print_json(records)
+    else:
+        for record in records:
+            if "error" in record:
+                print(f"{record['file']}: ERROR {record['error']}")
+            else:
+                doubt = f"  (unsure: {'; '.join(record['doubts'])})" if record["doubts"] else ""
+                print(f"{record['file']}: {record['class_name']} {record['confidence']:.1%}{doubt}")
+    return EXIT_SOME_FAILED if any("error" in record for record in records) else EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """List registry models."""
+    from fmnist_core import registry
+
+    active = registry.get_active_id()
+    rows = [{"model_id": info.model_id, "active": info.model_id == active, "ok": info.ok, "problem": info.problem,
+             "architecture": info.meta.get("architecture"), "accuracy": info.accuracy,
+             "params": info.meta.get("params"), "train_seconds": info.meta.get("train_seconds"),
+             "created_at": info.meta.get("created_at")} for info in registry.list_models()]
+    if args.json:
+        _print_json(rows)
+    elif not rows:
+        print("the registry is empty: python -m fmnist_core train --preset quick --activate")
+    else:
+        for row in rows:
+            marker = "*" if row["active"] else " "
+            accuracy = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "  -   "
+            print(f"{marker} {row['model_id']:45s} {accuracy}  {row['architecture'] or '':14s}"
+                  f"{'' if row['ok'] else '  BROKEN: ' + str(row['problem'])}")
+    return EXIT_OK
+
+
+def cmd_activate(args: argparse.Namespace) -> int:
+    """Set the active model."""
+    from fmnist_core import registry
+
+    registry.set_active(args.model_id)
+    print(f"active model: {args.model_id}")
+    return EXIT_OK
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete a model."""
+    from fmnist_core import registry
+
+    registry.delete_model(args.model_id)
+    print(f"deleted {args.model_id}")
+    return EXIT_OK
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "models": cmd_models,
+            "activate": cmd_activate, "delete": cmd_delete}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; expected failures print one line on stderr instead of a traceback."""
+    from fmnist_core.data import DatasetError
+    from fmnist_core.registry import RegistryError
+    from fmnist_core.train import TrainingCancelled
+
+    _quiet_tensorflow()
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (DatasetError, RegistryError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except TrainingCancelled:
+        print("training cancelled; nothing was saved", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

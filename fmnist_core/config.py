@@ -1,0 +1,104 @@
+"""Paths, training configuration and presets. Pure data: nothing here touches disk at import time."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Bounds that keep one request from occupying the server for days (checked in TrainConfig.validate).
+MAX_EPOCHS = 100
+BATCH_SIZE_RANGE = (8, 1024)
+LEARNING_RATE_RANGE = (1e-5, 0.1)
+VALIDATION_SPLIT_RANGE = (0.0, 0.5)
+MAX_PATIENCE = 50
+
+
+def models_dir() -> Path:
+    """The model registry directory (FMNIST_MODELS_DIR overrides the repo's models/)."""
+    return Path(os.environ.get("FMNIST_MODELS_DIR", REPO_ROOT / "models"))
+
+
+def runs_dir() -> Path:
+    """Where background training jobs keep their progress files (FMNIST_RUNS_DIR overrides)."""
+    return Path(os.environ.get("FMNIST_RUNS_DIR", REPO_ROOT / "runs"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how a model is trained; stored in every model's meta.json."""
+
+    architecture: str = "fmnist-net"
+    epochs: int = 12
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    validation_split: float = 0.1
+    augmentation: bool = True
+    early_stopping_patience: int = 0  # 0 = off
+    seed: int = 42
+    subset: int | None = None  # train on the first N training images (fast tests)
+    test_subset: int | None = None  # evaluate on the first N test images (fast tests)
+    preset: str | None = None
+
+    def validate(self) -> TrainConfig:
+        """Raise ValueError with a readable reason when a field is out of bounds; return self."""
+        from fmnist_core.models import ARCHITECTURES
+
+        problems = []
+        if self.architecture not in ARCHITECTURES:
+            problems.append(f"unknown architecture {self.architecture!r} (choose from {', '.join(ARCHITECTURES)})")
+        if not 1 <= self.epochs <= MAX_EPOCHS:
+            problems.append(f"epochs must be 1..{MAX_EPOCHS}")
+        if not BATCH_SIZE_RANGE[0] <= self.batch_size <= BATCH_SIZE_RANGE[1]:
+            problems.append(f"batch_size must be {BATCH_SIZE_RANGE[0]}..{BATCH_SIZE_RANGE[1]}")
+        if not LEARNING_RATE_RANGE[0] <= self.learning_rate <= LEARNING_RATE_RANGE[1]:
+            problems.append(f"learning_rate must be {LEARNING_RATE_RANGE[0]}..{LEARNING_RATE_RANGE[1]}")
+        if not VALIDATION_SPLIT_RANGE[0] <= self.validation_split <= VALIDATION_SPLIT_RANGE[1]:
+            problems.append(f"validation_split must be {VALIDATION_SPLIT_RANGE[0]}..{VALIDATION_SPLIT_RANGE[1]}")
+        if not 0 <= self.early_stopping_patience <= MAX_PATIENCE:
+            problems.append(f"early_stopping_patience must be 0..{MAX_PATIENCE}")
+        if self.subset is not None and not 32 <= self.subset <= 60_000:
+            problems.append("subset must be 32..60000")
+        if self.test_subset is not None and not 10 <= self.test_subset <= 10_000:
+            problems.append("test_subset must be 10..10000")
+        if problems:
+            raise ValueError("invalid training configuration: " + "; ".join(problems))
+        return self
+
+    def replace(self, **changes) -> TrainConfig:
+        """A copy with some fields changed (None values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        """Plain dict for JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        """Build from a dict, ignoring unknown keys (older or newer meta.json files)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+PRESETS: dict[str, TrainConfig] = {
+    # quick: a smaller net, no augmentation, few epochs: a first model in about a minute.
+    "quick": TrainConfig(architecture="fmnist-small", epochs=3, batch_size=256, learning_rate=4e-3,
+                         augmentation=False, validation_split=0.0, preset="quick"),
+    # standard: the Train page's default.
+    "standard": TrainConfig(architecture="fmnist-net", epochs=12, batch_size=256, learning_rate=3e-3,
+                            augmentation=True, validation_split=0.05, preset="standard"),
+    # best: the shipped model; long, with augmentation.
+    "best": TrainConfig(architecture="fmnist-wide", epochs=40, batch_size=128, learning_rate=2e-3,
+                        augmentation=True, validation_split=0.0, preset="best"),
+}
+
+
+def preset(name: str) -> TrainConfig:
+    """Look up a preset by name with a clear error."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None

@@ -1,0 +1,105 @@
+"""Named architectures, each a function returning an uncompiled keras.Model on 28x28x1 inputs in [0, 1]."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from fmnist_core.data import IMAGE_SIZE, NUM_CLASSES
+
+INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
+
+
+def augmentation_layers(max_shift: float = 0.1) -> list[keras.layers.Layer]:
+    """Random horizontal flips and shifts; active only while training, saved with the model."""
+    return [
+        layers.RandomFlip("horizontal", name="augment_flip"),
+        layers.RandomTranslation(max_shift, max_shift, fill_mode="constant", fill_value=0.0, name="augment_shift"),
+    ]
+
+
+def _inputs(augment: bool) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
+    hidden = inputs
+    if augment:
+        for layer in augmentation_layers():
+            hidden = layer(hidden)
+    return inputs, hidden
+
+
+def seed_basic(augment: bool = False) -> keras.Model:
+    """The classic tutorial CNN: Conv32 -> Pool -> Conv64 -> Pool -> Dense128 -> Dense10."""
+    inputs, hidden = _inputs(augment)
+    hidden = layers.Conv2D(32, 3, activation="relu")(hidden)
+    hidden = layers.MaxPooling2D()(hidden)
+    hidden = layers.Conv2D(64, 3, activation="relu", name="last_conv")(hidden)
+    hidden = layers.MaxPooling2D()(hidden)
+    hidden = layers.Flatten()(hidden)
+    hidden = layers.Dense(128, activation="relu")(hidden)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    return keras.Model(inputs, outputs, name="seed_basic")
+
+
+def seed_lenet(augment: bool = False) -> keras.Model:
+    """LeNet-style tutorial net with batch norm and dropout."""
+    inputs, hidden = _inputs(augment)
+    hidden = layers.Conv2D(6, 5, padding="same", activation="relu")(hidden)
+    hidden = layers.BatchNormalization()(hidden)
+    hidden = layers.MaxPooling2D()(hidden)
+    hidden = layers.Conv2D(16, 5, padding="same", activation="relu")(hidden)
+    hidden = layers.BatchNormalization(name="last_conv")(hidden)
+    hidden = layers.MaxPooling2D()(hidden)
+    hidden = layers.Flatten()(hidden)
+    hidden = layers.Dense(128, activation="relu")(hidden)
+    hidden = layers.Dropout(0.2)(hidden)
+    hidden = layers.Dense(32, activation="relu")(hidden)
+    hidden = layers.Dropout(0.2)(hidden)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    return keras.Model(inputs, outputs, name="seed_lenet")
+
+
+def _conv_bn_relu(hidden: keras.KerasTensor, filters: int, name: str | None = None) -> keras.KerasTensor:
+    hidden = layers.Conv2D(filters, 3, padding="same", use_bias=False)(hidden)
+    hidden = layers.BatchNormalization()(hidden)
+    return layers.ReLU(name=name)(hidden)
+
+
+def vgg_bn(widths: tuple[int, ...], depths: tuple[int, ...], dropout: float, name: str,
+           augment: bool = True) -> keras.Model:
+    """A VGG-style net: stages of 3x3 conv + BN + ReLU, max-pool between stages, global average pool.
+
+    The first stage runs at full 28x28 resolution, where each conv costs 4x a 14x14 one, so it gets
+    one conv only: that is where the CPU time goes (measured in BENCHMARKS.md).
+    """
+    inputs, hidden = _inputs(augment)
+    for stage, (width, depth) in enumerate(zip(widths, depths)):
+        if stage:
+            hidden = layers.MaxPooling2D()(hidden)
+        for index in range(depth):
+            is_last = stage == len(widths) - 1 and index == depth - 1
+            hidden = _conv_bn_relu(hidden, width, name="last_conv" if is_last else None)
+    hidden = layers.GlobalAveragePooling2D()(hidden)
+    hidden = layers.Dropout(dropout)(hidden)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    return keras.Model(inputs, outputs, name=name.replace("-", "_"))
+
+
+ARCHITECTURES: dict[str, Callable[[bool], keras.Model]] = {
+    "seed-basic": seed_basic,
+    "seed-lenet": seed_lenet,
+    "fmnist-small": lambda augment=True: vgg_bn((32, 64, 96), (1, 1, 2), 0.2, "fmnist-small", augment),
+    "fmnist-net": lambda augment=True: vgg_bn((32, 64, 128), (1, 2, 2), 0.3, "fmnist-net", augment),
+    "fmnist-wide": lambda augment=True: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide", augment),
+}
+DEFAULT_ARCHITECTURE = "fmnist-net"
+
+
+def build_model(architecture: str, augment: bool = False) -> keras.Model:
+    """Build a named architecture, optionally with augmentation layers in front."""
+    try:
+        factory = ARCHITECTURES[architecture]
+    except KeyError:
+        raise ValueError(f"unknown architecture {architecture!r} (choose from {', '.join(ARCHITECTURES)})") from None
+    return factory(augment)

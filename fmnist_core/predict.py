@@ -1,0 +1,144 @@
+"""A Classifier that loads a registry model once and answers arrays or images: top-k, doubt, heat map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_core import registry
+from fmnist_core.data import CLASS_NAMES, IMAGE_SIZE
+from fmnist_core.preprocess import Preprocessed, preprocess
+
+LOW_CONFIDENCE = 0.6  # below this top probability the answer is flagged as unsure
+
+
+@dataclass
+class Prediction:
+    """One classified image."""
+
+    class_index: int
+    class_name: str
+    confidence: float
+    probabilities: np.ndarray = field(repr=False)
+    top_k: list[tuple[str, float]]
+    doubts: list[str]
+    preprocessed: Preprocessed | None = field(default=None, repr=False)
+
+    @property
+    def unsure(self) -> bool:
+        """True when the model or the preprocessing has a reason for doubt."""
+        return bool(self.doubts)
+
+    def to_json(self) -> dict:
+        """The CLI's per-file JSON record."""
+        return {"class_index": self.class_index, "class_name": self.class_name,
+                "confidence": round(self.confidence, 6),
+                "top_k": [[name, round(probability, 6)] for name, probability in self.top_k],
+                "doubts": self.doubts}
+
+
+class Classifier:
+    """A loaded model with a compiled inference function; safe to share between threads."""
+
+    def __init__(self, model, model_id: str | None = None, meta: dict | None = None):
+        import tensorflow as tf
+
+        self.model = model
+        self.model_id = model_id
+        self.meta = meta or {}
+        # One traced graph for any batch size: avoids model.predict's per-call set-up (~70 ms).
+        self._forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True,
+                                    input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)])
+        self._forward(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32))  # trace now, not on first user
+
+    @classmethod
+    def load(cls, model_id: str | None = None, root: Path | None = None) -> Classifier:
+        """Load a registry model by id (the active one when None)."""
+        model_id = registry.resolve_model_id(model_id, root)
+        meta = registry.read_meta(model_id, root)
+        return cls(registry.load_model(model_id, root), model_id, meta)
+
+    def probabilities(self, images: np.ndarray, batch_size: int = 2000) -> np.ndarray:
+        """Class probabilities for float32 N x 28 x 28 x 1 inputs in [0, 1]."""
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim == 3:
+            images = images[..., None]
+        outputs = [np.asarray(self._forward(images[start:start + batch_size]))
+                   for start in range(0, len(images), batch_size)]
+        return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASS_NAMES)), np.float32)
+
+    def classify_array(self, image28: np.ndarray, top_k: int = 3,
+                       preprocessed: Preprocessed | None = None) -> Prediction:
+        """Classify one 28x28 image already in the dataset's form (uint8 0..255 or float 0..1)."""
+        image = np.asarray(image28, dtype=np.float32)
+        if image.max() > 1.0:
+            image = image / 255.0
+        probabilities = self.probabilities(image.reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1))[0]
+        return make_prediction(probabilities, top_k, preprocessed)
+
+    def classify_image(self, source, top_k: int = 3) -> Prediction:
+        """Preprocess any image (file, bytes, PIL, array) and classify it."""
+        prepared = preprocess(source)
+        return self.classify_array(prepared.model_input(), top_k, prepared)
+
+    def classify_many(self, sources: list, top_k: int = 3) -> list[Prediction | Exception]:
+        """Preprocess each source, classify all of them in one batch; errors are returned in place."""
+        prepared: list[Preprocessed | Exception] = []
+        for source in sources:
+            try:
+                prepared.append(preprocess(source))
+            except Exception as error:  # reported per file by the caller
+                prepared.append(error)
+        good = [item for item in prepared if isinstance(item, Preprocessed)]
+        probabilities = iter(self.probabilities(np.stack([item.model_input() for item in good])) if good else [])
+        return [make_prediction(next(probabilities), top_k, item) if isinstance(item, Preprocessed) else item
+                for item in prepared]
+
+    def grad_cam(self, image28: np.ndarray, class_index: int | None = None) -> np.ndarray:
+        """Grad-CAM heat map (28x28, 0..1) of where the last conv layer saw evidence for the class."""
+        import keras
+        import tensorflow as tf
+
+        image = np.asarray(image28, dtype=np.float32).reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1)
+        if image.max() > 1.0:
+            image = image / 255.0
+        conv_layer = _last_conv_layer(self.model)
+        probe = keras.Model(self.model.inputs, [conv_layer.output, self.model.output])
+        with tf.GradientTape() as tape:
+            features, outputs = probe(image, training=False)
+            index = int(np.argmax(outputs[0])) if class_index is None else class_index
+            score = outputs[:, index]
+        gradients = tape.gradient(score, features)[0]
+        weights = tf.reduce_mean(gradients, axis=(0, 1))
+        cam = tf.nn.relu(tf.reduce_sum(features[0] * weights, axis=-1)).numpy()
+        if cam.max() > 0:
+            cam = cam / cam.max()
+        return tf.image.resize(cam[..., None], (IMAGE_SIZE, IMAGE_SIZE), method="bilinear").numpy()[..., 0]
+
+
+def _last_conv_layer(model):
+    named = [layer for layer in model.layers if layer.name == "last_conv"]
+    if named:
+        return named[0]
+    spatial = [layer for layer in model.layers if len(getattr(layer, "output", None).shape or ()) == 4]
+    if not spatial:
+        raise ValueError("model has no spatial layer for Grad-CAM")
+    return spatial[-1]
+
+
+def make_prediction(probabilities: np.ndarray, top_k: int = 3,
+                    preprocessed: Preprocessed | None = None) -> Prediction:
+    """Turn a probability vector into a Prediction with top-k and the reasons for doubt."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    order = np.argsort(probabilities)[::-1]
+    best = int(order[0])
+    confidence = float(probabilities[best])
+    doubts = list(preprocessed.doubts) if preprocessed else []
+    if confidence < LOW_CONFIDENCE:
+        doubts.insert(0, f"low confidence ({confidence:.0%}): the model is unsure")
+    top_k = max(1, min(top_k, len(CLASS_NAMES)))
+    return Prediction(best, CLASS_NAMES[best], confidence, probabilities,
+                      [(CLASS_NAMES[int(i)], float(probabilities[int(i)])) for i in order[:top_k]],
+                      doubts, preprocessed)

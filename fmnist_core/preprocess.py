@@ -1,0 +1,354 @@
+"""Any image -> the 28x28 image the model sees, the way Fashion-MNIST itself was made.
+
+Fashion-MNIST images are product shots trimmed to the item, resized so the longest edge is 28 px,
+centred on 28x28 and negated (item bright on black). Every upload, drawing, CLI file and benchmark
+image goes through `preprocess` below; each step is its own function and its output is kept in
+`Preprocessed.steps` so the app can show "what the model sees".
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from fmnist_core.data import IMAGE_SIZE
+
+MAX_INPUT_PIXELS = 40_000_000  # refuse images whose header claims more (decompression bombs)
+WORK_SIZE = 512  # every image is shrunk to at most this before analysis: speed, and noise averaging
+GRABCUT_SIZE = 200  # GrabCut cost grows with pixels; 200 px keeps it near 100 ms here
+BORDER_FRACTION = 0.04  # the outer ring used to judge the background
+PLAIN_SPREAD = 45.0  # border p90 - p10 (after removing a gradient) below this = plain background
+MIN_ITEM_FRACTION = 0.002  # a mask smaller than this fraction of the image counts as nothing found
+FULL_FRAME_FRACTION = 0.97  # an item box wider and taller than this fills the frame
+SILHOUETTE_FLOOR = 40  # weakest value inside the item mask, so white-on-white items keep their shape
+MAX_GAIN = 3.0  # at most this contrast stretch, so faint noise is not blown up
+
+
+class ImageError(ValueError):
+    """The input is not an image we can use; the message is one line for the user."""
+
+
+class EmptyImageError(ImageError):
+    """No item was found (an empty canvas, a blank page)."""
+
+
+@dataclass
+class Preprocessed:
+    """The model's input and how it was made."""
+
+    image: np.ndarray  # 28x28 uint8, item bright on black
+    steps: list[tuple[str, np.ndarray]] = field(default_factory=list)  # (caption, uint8 image), in order
+    background: str = "light"  # light | dark | transparent | cluttered
+    doubts: list[str] = field(default_factory=list)
+
+    def model_input(self) -> np.ndarray:
+        """float32 28x28x1 in [0, 1], scaled exactly as the training data."""
+        return (self.image.astype(np.float32) / 255.0)[..., None]
+
+
+# ---- step 1: decode ---------------------------------------------------------------------------
+
+def open_image(source: str | os.PathLike | bytes | BinaryIO | Image.Image) -> Image.Image:
+    """Decode the first frame of any Pillow-readable image, refusing bombs and non-images clearly."""
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        source = io.BytesIO(source)
+    try:
+        image = Image.open(source)
+        width, height = image.size
+        if image.format == "JPEG":
+            # Decode big JPEGs at 1/2..1/8 scale directly: a 12k x 12k photo costs what a 1.5k one does.
+            image.draft("RGB", (WORK_SIZE * 2, WORK_SIZE * 2))
+        if width * height > MAX_INPUT_PIXELS and image.format != "JPEG":
+            raise ImageError(f"image too large: {width}x{height} pixels (limit {MAX_INPUT_PIXELS // 1_000_000} megapixels)")
+        if width < 1 or height < 1:
+            raise ImageError("image has no pixels")
+        image.seek(0)
+        image.load()
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError("image refused: its header claims an enormous size (possible decompression bomb)") from None
+    except (UnidentifiedImageError, FileNotFoundError, IsADirectoryError) as error:
+        raise ImageError(f"not a readable image ({type(error).__name__})") from None
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombWarning) as error:
+        reason = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise ImageError(f"image is damaged or truncated ({reason})") from None
+    return image
+
+
+def apply_exif_orientation(image: Image.Image) -> Image.Image:
+    """Rotate/flip as the EXIF Orientation tag says; a corrupt EXIF block is ignored, not fatal."""
+    try:
+        return ImageOps.exif_transpose(image)
+    except Exception:  # Pillow raises several types for broken EXIF; the pixels are still fine
+        return image
+
+
+def shrink(image: Image.Image, size: int = WORK_SIZE) -> Image.Image:
+    """Downscale so the longest edge is at most size (never upscale)."""
+    if max(image.size) > size:
+        image = image.copy()
+        image.thumbnail((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return image
+
+
+# ---- step 2: colour, transparency, grayscale ----------------------------------------------------
+
+def _high_bit_depth_to_8bit(image: Image.Image) -> Image.Image:
+    array = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+    if image.mode == "F":
+        top = max(1.0, float(array.max()))
+    return Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8), "L")
+
+
+def to_rgb_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """RGB uint8 array plus alpha in [0, 1] when the image really has transparency (else None)."""
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = _high_bit_depth_to_8bit(image)
+    has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (
+        image.mode == "P" and "transparency" in image.info)
+    if has_alpha:
+        rgba = np.asarray(image.convert("RGBA"))
+        alpha = rgba[..., 3].astype(np.float32) / 255.0
+        # Fully opaque (or fully transparent) alpha carries no shape: treat as a plain image.
+        if alpha.min() < 0.5 and alpha.max() > 0.5:
+            return rgba[..., :3].copy(), alpha
+        if alpha.max() <= 0.5:
+            return np.zeros_like(rgba[..., :3]), alpha
+        return rgba[..., :3].copy(), None
+    return np.asarray(image.convert("RGB")), None
+
+
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """ITU-R 601 luma as float32 0..255 (what Pillow's convert('L') computes)."""
+    return rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+# ---- step 3: background and polarity ------------------------------------------------------------
+
+def border_pixels(gray: np.ndarray, fraction: float = BORDER_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean mask of the outer ring and the values on it."""
+    height, width = gray.shape
+    ring = max(1, int(round(min(height, width) * fraction)))
+    mask = np.ones_like(gray, dtype=bool)
+    if height > 2 * ring and width > 2 * ring:
+        mask[ring:-ring, ring:-ring] = False
+    return mask, gray[mask]
+
+
+def background_plane(gray: np.ndarray, border: np.ndarray) -> np.ndarray:
+    """Least-squares plane a + b*x + c*y through the border: models an uneven, lit-from-one-side page."""
+    height, width = gray.shape
+    ys, xs = np.nonzero(border)
+    design = np.column_stack([np.ones(len(xs)), xs / width, ys / height])
+    coefficients, *_ = np.linalg.lstsq(design, gray[border].astype(np.float64), rcond=None)
+    yy, xx = np.mgrid[0:height, 0:width]
+    return (coefficients[0] + coefficients[1] * xx / width + coefficients[2] * yy / height).astype(np.float32)
+
+
+def is_light_background(gray: np.ndarray) -> bool:
+    """True when the border is mostly light (a page), so the item must be negated."""
+    return float(np.median(border_pixels(gray)[1])) > 127.0
+
+
+def border_spread(gray: np.ndarray) -> float:
+    """p90 - p10 of the border after removing a linear gradient: low = plain background."""
+    border, _ = border_pixels(gray)
+    residual = gray[border] - background_plane(gray, border)[border]
+    return float(np.percentile(residual, 90) - np.percentile(residual, 10))
+
+
+def item_bright_on_black(gray: np.ndarray, light_background: bool) -> np.ndarray:
+    """Negate a light-background image; then subtract the (possibly uneven) background level."""
+    bright = 255.0 - gray if light_background else gray
+    border, _ = border_pixels(bright)
+    return np.clip(bright - background_plane(bright, border), 0, 255)
+
+
+# ---- step 4: find the item -------------------------------------------------------------------
+
+def threshold_mask(foreground: np.ndarray) -> np.ndarray:
+    """Foreground pixels clearly above the border's noise, cleaned of specks and JPEG artefacts."""
+    _, ring = border_pixels(foreground)
+    noise = float(np.median(np.abs(ring - np.median(ring)))) * 1.4826
+    level = max(18.0, float(np.percentile(ring, 99)) * 0.8, 4.0 * noise)
+    mask = (foreground > level).astype(np.uint8)
+    size = max(3, int(min(foreground.shape) * 0.01) | 1)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool)
+
+
+def grabcut_mask(rgb: np.ndarray) -> np.ndarray:
+    """Cut the item out of a cluttered photo with OpenCV's GrabCut, seeded by a centred rectangle."""
+    height, width = rgb.shape[:2]
+    scale = min(1.0, GRABCUT_SIZE / max(height, width))
+    small = cv2.resize(rgb, (max(1, int(width * scale)), max(1, int(height * scale))), interpolation=cv2.INTER_AREA)
+    small_height, small_width = small.shape[:2]
+    inset_x, inset_y = max(1, int(small_width * 0.04)), max(1, int(small_height * 0.04))
+    rect = (inset_x, inset_y, small_width - 2 * inset_x, small_height - 2 * inset_y)
+    mask = np.zeros((small_height, small_width), np.uint8)
+    background_model, foreground_model = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), mask, rect, background_model, foreground_model, 4,
+                cv2.GC_INIT_WITH_RECT)
+    cut = np.isin(mask, (cv2.GC_FGD, cv2.GC_PR_FGD)).astype(np.uint8)
+    return cv2.resize(cut, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+@dataclass
+class ItemRegion:
+    """Where the item is: a mask of the kept pixels, its box, and what looked doubtful."""
+
+    mask: np.ndarray
+    box: tuple[int, int, int, int] | None  # x0, y0, x1, y1 (exclusive)
+    doubts: list[str]
+
+
+def select_item(mask: np.ndarray) -> ItemRegion:
+    """Keep the largest blob and the small pieces near it; report several objects or a full frame."""
+    height, width = mask.shape
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1 or stats[1:, cv2.CC_STAT_AREA].max() < MIN_ITEM_FRACTION * height * width:
+        return ItemRegion(np.zeros_like(mask), None, ["no item found"])
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    largest = int(np.argmax(areas)) + 1
+    # A second blob at least 40 % the size of the largest is a separate object (the other shoe of
+    # a pair, a second garment): classify the largest alone and say so. Smaller blobs are parts.
+    big = [index + 1 for index in np.flatnonzero(areas >= 0.4 * areas.max())]
+    keep = [label for label in range(1, count) if label == largest or
+            (label not in big and areas[label - 1] >= 0.01 * areas.max())]
+    doubts = []
+    if len(big) > 1:
+        doubts.append(f"{len(big)} separate objects: classified the largest")
+    kept = np.isin(labels, keep)
+    ys, xs = np.nonzero(kept)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    if (box[2] - box[0]) >= FULL_FRAME_FRACTION * width and (box[3] - box[1]) >= FULL_FRAME_FRACTION * height:
+        doubts.append("the item fills the whole frame: no plain background around it")
+    return ItemRegion(kept, box, doubts)
+
+
+# ---- step 5: crop, resize, centre, scale ----------------------------------------------------------
+
+def crop_to_box(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The item's bounding box."""
+    x0, y0, x1, y1 = box
+    return image[y0:y1, x0:x1]
+
+
+def fit_longest_edge(item: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Resize so the longest edge is size px, keeping the aspect ratio (area averaging, like a camera)."""
+    height, width = item.shape
+    scale = size / max(height, width)
+    new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(item.astype(np.float32), new_size, interpolation=interpolation)
+
+
+def centre_on_canvas(item: np.ndarray, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Pad the short side equally so the item sits in the middle of a black size x size canvas."""
+    canvas = np.zeros((size, size), np.float32)
+    height, width = item.shape
+    top, left = (size - height) // 2, (size - width) // 2
+    canvas[top:top + height, left:left + width] = item
+    return canvas
+
+
+def scale_intensities(image: np.ndarray) -> np.ndarray:
+    """Stretch so the brightest item pixels reach 255 (gain capped), as in the dataset; to uint8."""
+    top = float(np.percentile(image[image > 0], 99)) if np.any(image > 0) else 0.0
+    gain = min(MAX_GAIN, 255.0 / top) if top > 0 else 1.0
+    return np.clip(np.rint(image * gain), 0, 255).astype(np.uint8)
+
+
+# ---- the pipeline -------------------------------------------------------------------------------
+
+def _u8(image: np.ndarray) -> np.ndarray:
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def preprocess(source, *, empty_message: str = "no item found in the image") -> Preprocessed:
+    """Run the whole pipeline on a file, bytes, PIL image or numpy array (HxW, HxWx3, HxWx4)."""
+    if isinstance(source, np.ndarray):
+        source = array_to_image(source)
+    image = shrink(apply_exif_orientation(open_image(source)))
+    rgb, alpha = to_rgb_and_alpha(image)
+    steps: list[tuple[str, np.ndarray]] = [("input", rgb)]
+    gray = to_gray(rgb)
+    doubts: list[str] = []
+
+    if alpha is not None:
+        background = "transparent"
+        mask = alpha > 0.5
+        # Contrast the item with its background: a dark item is negated (as on a white page), a
+        # light one kept (as on black); either way it ends up bright on black.
+        item_level = float(np.median(gray[mask])) if mask.any() else 0.0
+        bright = (255.0 - gray if item_level < 128 else gray) * alpha
+        steps.append(("transparency as mask", _u8(alpha * 255)))
+    elif border_spread(gray) <= PLAIN_SPREAD:
+        light = is_light_background(gray)
+        background = "light" if light else "dark"
+        bright = item_bright_on_black(gray, light)
+        steps.append(("grayscale, item bright on black", _u8(bright)))
+        mask = threshold_mask(bright)
+    else:
+        background = "cluttered"
+        mask = grabcut_mask(rgb)
+        border, ring = border_pixels(gray)
+        item_level = float(np.median(gray[mask])) if mask.any() else 0.0
+        negate = float(np.median(ring)) >= item_level
+        bright = (255.0 - gray if negate else gray)
+        bright = np.where(mask, bright, 0.0)
+        steps.append(("grayscale, item cut out (GrabCut)", _u8(bright)))
+        doubts.append("busy background: the item was cut out automatically and may be incomplete")
+
+    region = select_item(mask)
+    steps.append(("item mask", _u8(region.mask * 255)))
+    if region.box is None:
+        raise EmptyImageError(empty_message)
+    doubts += region.doubts
+    item = np.where(region.mask, np.maximum(bright, SILHOUETTE_FLOOR), 0.0)
+    cropped = crop_to_box(item, region.box)
+    steps.append(("trimmed to the item", _u8(cropped)))
+    final = scale_intensities(centre_on_canvas(fit_longest_edge(cropped)))
+    steps.append(("what the model sees (28x28)", final))
+    return Preprocessed(final, steps, background, doubts)
+
+
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """A numpy image (HxW, HxWx3 RGB or HxWx4 RGBA, uint8 or float 0..1) as a PIL image."""
+    array = np.asarray(array)
+    if array.dtype != np.uint8:
+        top = 1.0 if array.size and float(np.nanmax(array)) <= 1.0 else 255.0
+        array = np.clip(np.nan_to_num(array) / top * 255.0, 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        return Image.fromarray(array, "L")
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        return Image.fromarray(array, "RGB" if array.shape[2] == 3 else "RGBA")
+    raise ImageError(f"unsupported array shape {array.shape}")
+
+
+def preprocess_drawing(rgba: np.ndarray) -> Preprocessed:
+    """A canvas drawing (RGBA, any stroke colour, mostly empty) through the same pipeline."""
+    return preprocess(np.asarray(rgba), empty_message="the canvas is empty: draw something")
+
+
+def preprocess_path(path: str | os.PathLike) -> Preprocessed:
+    """preprocess() for a file on disk with a clear error when it does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"no such file: {path}")
+    return preprocess(path)

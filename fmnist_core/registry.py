@@ -1,0 +1,183 @@
+"""The model registry: models/<id>/model.keras + meta.json, and an atomically written active pointer."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fmnist_core.config import models_dir
+from fmnist_core.fsutil import atomic_write_json, fsync_dir, read_json
+
+MODEL_FILE = "model.keras"
+META_FILE = "meta.json"
+ACTIVE_FILE = "active.json"
+MODEL_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+
+
+class RegistryError(RuntimeError):
+    """A registry operation failed; the message says why in one line, and nothing was changed."""
+
+
+class ModelLoadError(RegistryError):
+    """A model exists but cannot be loaded (corrupt, missing or unsafe file)."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One registry entry: its id, its meta.json (empty when broken) and why it is broken, if it is."""
+
+    model_id: str
+    meta: dict
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when model.keras and a readable meta.json are present."""
+        return self.problem is None
+
+    @property
+    def accuracy(self) -> float | None:
+        """Test accuracy from meta.json, if recorded."""
+        return (self.meta.get("test_metrics") or {}).get("accuracy")
+
+
+def validate_model_id(model_id: str) -> str:
+    """Refuse ids that could name anything outside the registry (path traversal, hidden files)."""
+    if not isinstance(model_id, str) or not MODEL_ID_PATTERN.match(model_id) or ".." in model_id:
+        raise RegistryError(f"invalid model id {model_id!r}: use letters, digits, '-', '_' and '.' only")
+    return model_id
+
+
+def model_dir(model_id: str, root: Path | None = None) -> Path:
+    """The directory of a model id, guaranteed to lie inside the registry."""
+    root = Path(root or models_dir()).resolve()
+    path = (root / validate_model_id(model_id)).resolve()
+    if path.parent != root:
+        raise RegistryError(f"invalid model id {model_id!r}")
+    return path
+
+
+def new_model_id(architecture: str, when: datetime | None = None) -> str:
+    """A sortable, readable id such as 20261122-101500-fmnist-net."""
+    when = when or datetime.now(timezone.utc)
+    return f"{when:%Y%m%d-%H%M%S}-{architecture}-{uuid.uuid4().hex[:4]}"
+
+
+def save_model(model, meta: dict, model_id: str | None = None, root: Path | None = None) -> str:
+    """Write model.keras + meta.json into a hidden temp dir, then rename it into place in one step."""
+    root = Path(root or models_dir())
+    model_id = validate_model_id(model_id or new_model_id(meta.get("architecture", "model")))
+    final = model_dir(model_id, root)
+    if final.exists():
+        raise RegistryError(f"model {model_id} already exists")
+    staging = root / f".tmp-{model_id}-{uuid.uuid4().hex[:8]}"
+    try:
+        staging.mkdir(parents=True)
+        model.save(staging / MODEL_FILE)
+        atomic_write_json(staging / META_FILE, {**meta, "model_id": model_id})
+        staging.rename(final)
+        fsync_dir(root)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise RegistryError(f"could not save model {model_id} to {root}: {error.strerror or error}") from error
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return model_id
+
+
+def read_meta(model_id: str, root: Path | None = None) -> dict:
+    """meta.json of one model, or RegistryError."""
+    path = model_dir(model_id, root) / META_FILE
+    try:
+        meta = read_json(path)
+    except FileNotFoundError:
+        raise RegistryError(f"model {model_id} has no {META_FILE}") from None
+    except (OSError, ValueError) as error:
+        raise RegistryError(f"model {model_id}: {META_FILE} is unreadable ({error})") from error
+    if not isinstance(meta, dict):
+        raise RegistryError(f"model {model_id}: {META_FILE} is not a JSON object")
+    return meta
+
+
+def list_models(root: Path | None = None) -> list[ModelInfo]:
+    """All registry entries, newest first; broken ones are listed with their problem, not skipped."""
+    root = Path(root or models_dir())
+    if not root.is_dir():
+        return []
+    infos = []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name, reverse=True):
+        if not entry.is_dir() or not MODEL_ID_PATTERN.match(entry.name):
+            continue
+        try:
+            meta = read_meta(entry.name, root)
+            problem = None if (entry / MODEL_FILE).is_file() else f"{MODEL_FILE} is missing"
+        except RegistryError as error:
+            meta, problem = {}, str(error)
+        infos.append(ModelInfo(entry.name, meta, problem))
+    return infos
+
+
+def get_active_id(root: Path | None = None) -> str | None:
+    """The active model id, or None when no valid pointer exists."""
+    try:
+        model_id = read_json(Path(root or models_dir()) / ACTIVE_FILE)["model_id"]
+        validate_model_id(model_id)
+    except (OSError, ValueError, KeyError, TypeError, RegistryError):
+        return None
+    return model_id
+
+
+def set_active(model_id: str, root: Path | None = None) -> None:
+    """Point the registry at model_id (which must exist and have a model file), atomically."""
+    root = Path(root or models_dir())
+    if not (model_dir(model_id, root) / MODEL_FILE).is_file():
+        raise RegistryError(f"no model {model_id} in {root}")
+    try:
+        atomic_write_json(root / ACTIVE_FILE, {"model_id": model_id,
+                                               "activated_at": datetime.now(timezone.utc).isoformat()})
+    except OSError as error:
+        raise RegistryError(f"could not activate {model_id}: {error.strerror or error}") from error
+
+
+def delete_model(model_id: str, root: Path | None = None) -> None:
+    """Remove a model; the active one cannot be deleted."""
+    root = Path(root or models_dir())
+    if model_id == get_active_id(root):
+        raise RegistryError(f"{model_id} is the active model; activate another one first")
+    path = model_dir(model_id, root)
+    if not path.is_dir():
+        raise RegistryError(f"no model {model_id}")
+    # Rename first so that a reader never sees a half-deleted model.
+    trash = root / f".tmp-deleted-{model_id}-{uuid.uuid4().hex[:6]}"
+    path.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def load_model(model_id: str, root: Path | None = None):
+    """Load model.keras with safe_mode=True; any failure becomes one ModelLoadError."""
+    import keras
+
+    path = model_dir(model_id, root) / MODEL_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"model {model_id}: {MODEL_FILE} is missing")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a bad zip / config / weights file
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        raise ModelLoadError(f"model {model_id} could not be loaded: {first_line}") from error
+
+
+def resolve_model_id(model_id: str | None = None, root: Path | None = None) -> str:
+    """The given id, or the active one, or a clear error when the registry has none."""
+    if model_id:
+        return validate_model_id(model_id)
+    active = get_active_id(root)
+    if active is None:
+        raise RegistryError("no active model: train one (python -m fmnist_core train) or activate one "
+                            "(python -m fmnist_core activate ID)")
+    return active

@@ -1,0 +1,271 @@
+"""train(config, run_dir): fit a model, report progress to files, honour cancel, evaluate, register."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_core import registry
+from fmnist_core.config import TrainConfig
+from fmnist_core.data import Dataset, load_dataset, to_model_input
+from fmnist_core.fsutil import atomic_write_json, atomic_write_text, read_json
+
+STATUS_FILE = "status.json"
+HISTORY_FILE = "history.csv"
+BATCHES_FILE = "batches.csv"
+CANCEL_FILE = "cancel"
+HISTORY_COLUMNS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "elapsed_s")
+MAX_BATCH_POINTS = 400  # keeps batches.csv small however long the run
+
+
+class TrainingCancelled(RuntimeError):
+    """The user asked the run to stop; nothing was registered."""
+
+
+def request_cancel(run_dir: Path) -> None:
+    """Ask a running training to stop at the next batch boundary."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / CANCEL_FILE).touch()
+
+
+def read_status(run_dir: Path) -> dict | None:
+    """The run's status.json, or None when absent or unreadable."""
+    try:
+        return read_json(Path(run_dir) / STATUS_FILE)
+    except (OSError, ValueError):
+        return None
+
+
+def read_history(run_dir: Path, name: str = HISTORY_FILE) -> list[dict]:
+    """Rows of history.csv (or batches.csv) as dicts of floats; [] while none exist."""
+    try:
+        text = (Path(run_dir) / name).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    rows = []
+    for row in csv.DictReader(io.StringIO(text)):
+        rows.append({key: float(value) if value not in ("", None) else None for key, value in row.items()})
+    return rows
+
+
+def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+class RunReporter:
+    """Owns a run directory's status.json; every write is atomic and carries a timestamp."""
+
+    def __init__(self, run_dir: Path, config: TrainConfig):
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.time()
+        self.status: dict = {
+            "run_id": self.run_dir.name, "state": "starting", "pid": os.getpid(), "config": config.to_dict(),
+            "started_at": datetime.now(timezone.utc).isoformat(), "epoch": 0, "epochs": config.epochs,
+            "batch": 0, "batches_per_epoch": 0, "progress": 0.0, "elapsed_s": 0.0, "eta_s": None,
+            "message": "loading data", "model_id": None, "error": None,
+        }
+        self.write()
+
+    def write(self, **changes) -> None:
+        """Merge changes into the status and write it."""
+        self.status.update(changes)
+        self.status["elapsed_s"] = round(time.time() - self.started, 2)
+        self.status["updated_at"] = datetime.now(timezone.utc).isoformat()
+        atomic_write_json(self.run_dir / STATUS_FILE, self.status)
+
+
+def make_callbacks(reporter: RunReporter, steps_per_epoch: int, console: bool):
+    """Keras callbacks: file progress (throttled), per-epoch history, cancel flag."""
+    import keras
+
+    class FileProgress(keras.callbacks.Callback):
+        """Writes status.json at most every 0.5 s, batches.csv samples, history.csv each epoch."""
+
+        def __init__(self):
+            super().__init__()
+            self.history_rows: list[dict] = []
+            self.batch_rows: list[dict] = []
+            self.last_write = 0.0
+            self.epoch = 0
+            self.total_steps = max(1, steps_per_epoch * reporter.status["epochs"])
+            self.sample_every = max(1, self.total_steps // MAX_BATCH_POINTS)
+            self.train_started = time.time()
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            done = self.epoch * steps_per_epoch + batch + 1
+            if done % self.sample_every == 0 and logs:
+                self.batch_rows.append({"step": done, "epoch": self.epoch + (batch + 1) / steps_per_epoch,
+                                        "loss": float(logs.get("loss", np.nan)),
+                                        "accuracy": float(logs.get("accuracy", np.nan))})
+            now = time.time()
+            if now - self.last_write >= 0.5:
+                self.last_write = now
+                elapsed = now - self.train_started
+                eta = elapsed / done * (self.total_steps - done)
+                atomic_write_text(reporter.run_dir / BATCHES_FILE,
+                                  _csv_text(("step", "epoch", "loss", "accuracy"), self.batch_rows))
+                reporter.write(state="running", epoch=self.epoch + 1, batch=batch + 1,
+                               batches_per_epoch=steps_per_epoch, progress=round(done / self.total_steps, 4),
+                               eta_s=round(eta, 1), message="training")
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            learning_rate = self.model.optimizer.learning_rate
+            row = {"epoch": epoch + 1, "elapsed_s": round(time.time() - self.train_started, 2),
+                   "learning_rate": float(np.asarray(learning_rate))}
+            row.update({key: float(logs[key]) for key in HISTORY_COLUMNS if key in logs})
+            self.history_rows.append(row)
+            atomic_write_text(reporter.run_dir / HISTORY_FILE, _csv_text(HISTORY_COLUMNS, self.history_rows))
+
+    class CancelOnRequest(keras.callbacks.Callback):
+        """Stops between batches once the cancel flag file appears."""
+
+        cancelled = False
+
+        def on_train_batch_end(self, batch, logs=None):
+            if (reporter.run_dir / CANCEL_FILE).exists():
+                self.cancelled = True
+                self.model.stop_training = True
+
+    progress, cancel = FileProgress(), CancelOnRequest()
+    return [progress, cancel], cancel
+
+
+def pick_strategy():
+    """MirroredStrategy when several GPUs (or logical devices via FMNIST_DEVICES) exist, else the default."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    wanted = os.environ.get("FMNIST_DEVICES")  # e.g. "/cpu:0,/cpu:1" for tests of the multi-device path
+    if wanted:
+        return tf.distribute.MirroredStrategy(devices=wanted.split(","))
+    return tf.distribute.get_strategy()
+
+
+def learning_rate_schedule(config: TrainConfig, total_steps: int):
+    """Linear warm-up over the first 10 % of steps, then cosine decay to zero."""
+    import keras
+
+    warmup = max(1, total_steps // 10)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 10, decay_steps=max(1, total_steps - warmup),
+        warmup_target=config.learning_rate, warmup_steps=warmup)
+
+
+def library_versions() -> dict:
+    """Versions recorded in meta.json so a figure can be traced to its software."""
+    import keras
+    import sklearn
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+
+
+def inference_copy(model):
+    """An uncompiled clone with the same weights: saved without optimizer state, a third of the size."""
+    import keras
+
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None, console: bool = False,
+          activate: bool = False, models_root: Path | None = None) -> dict:
+    """Train, evaluate on the test set, register the model; returns the final status dict."""
+    config.validate()
+    reporter = RunReporter(run_dir, config)
+    try:
+        return _train(config, reporter, dataset, console, activate, models_root)
+    except TrainingCancelled:
+        reporter.write(state="cancelled", message="cancelled by the user; nothing was saved")
+        raise
+    except Exception as error:
+        reporter.write(state="failed", message="failed", error=f"{type(error).__name__}: {error}")
+        raise
+
+
+def _train(config, reporter, dataset, console, activate, models_root) -> dict:
+    import keras
+
+    from fmnist_core.evaluate import evaluate_probabilities
+    from fmnist_core.models import build_model
+
+    dataset = dataset or load_dataset()
+    keras.utils.set_random_seed(config.seed)
+    x_train, y_train = dataset.x_train, dataset.y_train
+    if config.subset:
+        x_train, y_train = x_train[: config.subset], y_train[: config.subset]
+    x_test, y_test = dataset.x_test, dataset.y_test
+    if config.test_subset:
+        x_test, y_test = x_test[: config.test_subset], y_test[: config.test_subset]
+    x_train = to_model_input(x_train)
+
+    n_val = int(len(x_train) * config.validation_split)
+    steps_per_epoch = int(np.ceil((len(x_train) - n_val) / config.batch_size))
+    strategy = pick_strategy()
+    with strategy.scope():
+        model = build_model(config.architecture, augment=config.augmentation)
+        optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch * config.epochs))
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    callbacks, cancel = make_callbacks(reporter, steps_per_epoch, console)
+    if config.early_stopping_patience and n_val:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.early_stopping_patience,
+                                                       restore_best_weights=True))
+    reporter.write(state="running", message="training", batches_per_epoch=steps_per_epoch)
+    # Shuffle once with the seed so the validation tail is a random sample, not the file's last rows.
+    order = np.random.default_rng(config.seed).permutation(len(x_train))
+    x_train, y_train = x_train[order], y_train[order]
+    started = time.perf_counter()
+    model.fit(x_train, y_train, batch_size=config.batch_size, epochs=config.epochs,
+              validation_split=config.validation_split if n_val else 0.0, callbacks=callbacks,
+              verbose=1 if console else 0)
+    train_seconds = time.perf_counter() - started
+    if cancel.cancelled:
+        raise TrainingCancelled("cancelled by the user")
+
+    reporter.write(message="evaluating on the test set", progress=1.0, eta_s=0)
+    evaluation = evaluate_probabilities(model.predict(to_model_input(x_test), batch_size=1000, verbose=0), y_test)
+    history = read_history(reporter.run_dir)
+    meta = {
+        "architecture": config.architecture,
+        "config": config.to_dict(),
+        "test_metrics": evaluation.summary(),
+        "train_seconds": round(train_seconds, 2),
+        "epochs_run": len(history),
+        "images_per_second": round(len(history) * steps_per_epoch * config.batch_size / train_seconds, 1),
+        "history": history,
+        "params": int(model.count_params()),
+        "dataset": {"checksum": dataset.checksum(), "source": dataset.source,
+                    "train_images": int(len(x_train)), "test_images": int(len(x_test))},
+        "versions": library_versions(),
+        "strategy": type(strategy).__name__, "replicas": int(strategy.num_replicas_in_sync),
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "run_id": reporter.run_dir.name,
+    }
+    reporter.write(message="saving the model")
+    model_id = registry.save_model(inference_copy(model), meta, root=models_root)
+    if activate:
+        registry.set_active(model_id, root=models_root)
+    reporter.write(state="finished", message="finished", model_id=model_id, test_accuracy=evaluation.accuracy,
+                   test_loss=evaluation.loss, train_seconds=round(train_seconds, 2))
+    return reporter.status

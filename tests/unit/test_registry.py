@@ -1,0 +1,112 @@
+"""Registry: round trip, atomic saves, the active pointer, broken models, path traversal."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from fmnist_core import registry
+from fmnist_core.data import to_model_input
+from fmnist_core.predict import Classifier
+from fmnist_core.registry import ModelLoadError, RegistryError
+
+
+def test_save_load_round_trip_gives_identical_predictions(registry_dir, dataset, tmp_path):
+    original = Classifier.load(root=registry_dir)
+    images = to_model_input(dataset.x_test[:64])
+    before = original.probabilities(images)
+    new_id = registry.save_model(original.model, {"architecture": "seed-basic"}, root=registry_dir)
+    after = Classifier.load(new_id, root=registry_dir).probabilities(images)
+    np.testing.assert_allclose(before, after, rtol=1e-6, atol=1e-6)
+
+
+def test_meta_json_records_how_the_model_was_made(registry_dir):
+    meta = registry.read_meta(registry.get_active_id(registry_dir), registry_dir)
+    for key in ("architecture", "config", "test_metrics", "train_seconds", "params", "dataset", "versions",
+                "created_at"):
+        assert key in meta, key
+    assert len(meta["test_metrics"]["confusion_matrix"]) == 10
+    assert set(meta["test_metrics"]["per_class"]["Trouser"]) >= {"precision", "recall", "f1"}
+    assert meta["versions"]["keras"].startswith("3.")
+
+
+def test_interrupted_save_leaves_active_pointer_and_listing_intact(registry_dir, monkeypatch):
+    active = registry.get_active_id(registry_dir)
+    model = Classifier.load(root=registry_dir).model
+    before = [info.model_id for info in registry.list_models(registry_dir)]
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # the process is interrupted in the middle of writing
+
+    monkeypatch.setattr(registry, "atomic_write_json", crash)
+    with pytest.raises(KeyboardInterrupt):
+        registry.save_model(model, {"architecture": "seed-basic"}, root=registry_dir)
+    assert registry.get_active_id(registry_dir) == active
+    assert [info.model_id for info in registry.list_models(registry_dir)] == before
+    assert not [p for p in registry_dir.iterdir() if p.name.startswith(".tmp-")]
+    Classifier.load(root=registry_dir)  # still loads
+
+
+def test_unwritable_registry_gives_clear_error(registry_dir, monkeypatch):
+    model = Classifier.load(root=registry_dir).model
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(type(model), "save", disk_full)
+    with pytest.raises(RegistryError, match="No space left"):
+        registry.save_model(model, {"architecture": "x"}, root=registry_dir)
+    assert registry.get_active_id(registry_dir) is not None
+
+
+def test_corrupt_model_file_is_a_clear_error_and_listed_as_such(registry_dir):
+    good = registry.get_active_id(registry_dir)
+    broken = "broken-model"
+    shutil.copytree(registry_dir / good, registry_dir / broken)
+    (registry_dir / broken / "model.keras").write_bytes(b"this is not a zip")
+    with pytest.raises(ModelLoadError, match="could not be loaded"):
+        registry.load_model(broken, registry_dir)
+    (registry_dir / broken / "meta.json").write_text("{not json")
+    infos = {info.model_id: info for info in registry.list_models(registry_dir)}
+    assert not infos[broken].ok and "unreadable" in infos[broken].problem
+    assert infos[good].ok
+    Classifier.load(good, root=registry_dir)
+
+
+def test_missing_model_file(registry_dir):
+    good = registry.get_active_id(registry_dir)
+    (registry_dir / good / "model.keras").unlink()
+    with pytest.raises(ModelLoadError, match="missing"):
+        registry.load_model(good, registry_dir)
+
+
+@pytest.mark.parametrize("bad_id", ["../../etc", "..", "/etc/passwd", "a/b", ".hidden", "", "x" * 200, "a\x00b"])
+def test_path_traversal_ids_are_refused(registry_dir, bad_id):
+    with pytest.raises(RegistryError, match="invalid model id"):
+        registry.load_model(bad_id, registry_dir)
+    with pytest.raises(RegistryError):
+        registry.set_active(bad_id, registry_dir)
+
+
+def test_activate_and_delete(registry_dir):
+    first = registry.get_active_id(registry_dir)
+    model = Classifier.load(root=registry_dir).model
+    second = registry.save_model(model, {"architecture": "seed-basic"}, root=registry_dir)
+    registry.set_active(second, registry_dir)
+    assert registry.get_active_id(registry_dir) == second
+    with pytest.raises(RegistryError, match="active"):
+        registry.delete_model(second, registry_dir)
+    registry.delete_model(first, registry_dir)
+    assert [info.model_id for info in registry.list_models(registry_dir)] == [second]
+
+
+def test_activate_unknown_model_is_refused(registry_dir):
+    with pytest.raises(RegistryError, match="no model"):
+        registry.set_active("does-not-exist", registry_dir)
+
+
+def test_empty_registry_has_clear_message(empty_registry):
+    with pytest.raises(RegistryError, match="no active model"):
+        Classifier.load()

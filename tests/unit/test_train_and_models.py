@@ -1,0 +1,87 @@
+"""Every architecture builds and trains; progress files appear; cancel stops between batches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fmnist_core.config import PRESETS, TrainConfig
+from fmnist_core.models import ARCHITECTURES, build_model
+from fmnist_core.train import TrainingCancelled, read_history, read_status, request_cancel, train
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_architecture_trains_one_epoch(architecture, dataset, tmp_path):
+    config = TrainConfig(architecture=architecture, epochs=1, batch_size=64, subset=256, test_subset=100,
+                         validation_split=0.25, augmentation=True)
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    assert status["state"] == "finished"
+    assert 0.0 <= status["test_accuracy"] <= 1.0
+    history = read_history(tmp_path / "run")
+    assert len(history) == 1 and history[0]["val_loss"] is not None
+    assert (tmp_path / "models" / status["model_id"] / "model.keras").is_file()
+
+
+def test_seed_basic_matches_the_tutorial_layout():
+    model = build_model("seed-basic")
+    kinds = [type(layer).__name__ for layer in model.layers[1:]]
+    assert kinds == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+    assert model.output_shape == (None, 10)
+
+
+def test_presets_are_valid_and_ordered_by_effort():
+    for config in PRESETS.values():
+        config.validate()
+    assert PRESETS["quick"].epochs < PRESETS["standard"].epochs <= PRESETS["best"].epochs
+
+
+@pytest.mark.parametrize("change", [{"epochs": 0}, {"epochs": 10_000}, {"batch_size": 4}, {"learning_rate": 5.0},
+                                    {"architecture": "resnet-9000"}, {"subset": 5}, {"validation_split": 0.9}])
+def test_out_of_bounds_configs_are_refused(change):
+    with pytest.raises(ValueError, match="invalid training configuration"):
+        TrainConfig().replace(**change).validate()
+
+
+def test_cancel_request_stops_between_batches(dataset, tmp_path):
+    run_dir = tmp_path / "run"
+    request_cancel(run_dir)  # flag already set: the first batch boundary must stop the run
+    config = TrainConfig(architecture="seed-basic", epochs=3, batch_size=32, subset=2048, test_subset=100,
+                         augmentation=False, validation_split=0.0)
+    with pytest.raises(TrainingCancelled):
+        train(config, run_dir, dataset=dataset, models_root=tmp_path / "models")
+    assert read_status(run_dir)["state"] == "cancelled"
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+def test_status_and_history_are_written(dataset, tmp_path):
+    config = TrainConfig(architecture="seed-basic", epochs=2, batch_size=32, subset=640, test_subset=100,
+                         augmentation=False, validation_split=0.0)
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    assert status["progress"] == 1.0 and status["epochs"] == 2
+    rows = read_history(tmp_path / "run")
+    assert [row["epoch"] for row in rows] == [1.0, 2.0]
+    assert all(np.isfinite(row["loss"]) for row in rows)
+
+
+def test_multi_device_strategy_trains(dataset, tmp_path, monkeypatch):
+    """MirroredStrategy over two logical CPUs (the multi-GPU code path) in a fresh process."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import tensorflow as tf, json, sys\n"
+        "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+        "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+        "from fmnist_core.config import TrainConfig\nfrom fmnist_core.train import train\nfrom pathlib import Path\n"
+        "c = TrainConfig(architecture='seed-basic', epochs=1, batch_size=64, subset=256, test_subset=100,"
+        " augmentation=False, validation_split=0.0)\n"
+        "s = train(c, Path(sys.argv[1]) / 'run', models_root=Path(sys.argv[1]) / 'models')\n"
+        "print(json.dumps(s))\n")
+    env = {**__import__("os").environ, "FMNIST_DEVICES": "/cpu:0,/cpu:1"}
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    status = json.loads(result.stdout.strip().splitlines()[-1])
+    meta = json.loads((tmp_path / "models" / status["model_id"] / "meta.json").read_text())
+    assert meta["strategy"] == "MirroredStrategy" and meta["replicas"] == 2
