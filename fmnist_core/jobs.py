@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fmnist_core.config import REPO_ROOT, TrainConfig, runs_dir
@@ -72,7 +72,7 @@ def pid_alive(pid: int | None) -> bool:
 
 def new_run_id() -> str:
     """A sortable run id."""
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def job_status(run_id: str, root: Path | None = None) -> dict | None:
@@ -131,7 +131,7 @@ def start(config: TrainConfig, root: Path | None = None, activate: bool = False,
         # Written before the lock is released, so a second start in any process sees this job.
         atomic_write_json(run_dir / STATUS_FILE, {
             "run_id": run_id, "state": "starting", "pid": process.pid, "config": config.to_dict(),
-            "started_at": datetime.now(timezone.utc).isoformat(), "message": "starting Python and TensorFlow",
+            "started_at": datetime.now(UTC).isoformat(), "message": "starting Python and TensorFlow",
             "epoch": 0, "epochs": config.epochs, "batch": 0, "batches_per_epoch": 0, "progress": 0.0,
             "elapsed_s": 0.0, "eta_s": None, "model_id": None, "error": None})
         atomic_write_json(root / CURRENT_FILE, {"run_id": run_id, "pid": process.pid})

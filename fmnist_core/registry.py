@@ -6,7 +6,7 @@ import re
 import shutil
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fmnist_core.config import models_dir
@@ -63,7 +63,7 @@ def model_dir(model_id: str, root: Path | None = None) -> Path:
 
 def new_model_id(architecture: str, when: datetime | None = None) -> str:
     """A sortable, readable id such as 20261122-101500-fmnist-net."""
-    when = when or datetime.now(timezone.utc)
+    when = when or datetime.now(UTC)
     return f"{when:%Y%m%d-%H%M%S}-{architecture}-{uuid.uuid4().hex[:4]}"
 
 
@@ -139,7 +139,7 @@ def set_active(model_id: str, root: Path | None = None) -> None:
         raise RegistryError(f"no model {model_id} in {root}")
     try:
         atomic_write_json(root / ACTIVE_FILE, {"model_id": model_id,
-                                               "activated_at": datetime.now(timezone.utc).isoformat()})
+                                               "activated_at": datetime.now(UTC).isoformat()})
     except OSError as error:
         raise RegistryError(f"could not activate {model_id}: {error.strerror or error}") from error
 

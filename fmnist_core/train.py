@@ -7,7 +7,7 @@ import io
 import os
 import platform
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +72,7 @@ class RunReporter:
         self.started = time.time()
         self.status: dict = {
             "run_id": self.run_dir.name, "state": "starting", "pid": os.getpid(), "config": config.to_dict(),
-            "started_at": datetime.now(timezone.utc).isoformat(), "epoch": 0, "epochs": config.epochs,
+            "started_at": datetime.now(UTC).isoformat(), "epoch": 0, "epochs": config.epochs,
             "batch": 0, "batches_per_epoch": 0, "progress": 0.0, "elapsed_s": 0.0, "eta_s": None,
             "message": "loading data", "model_id": None, "error": None,
         }
@@ -82,7 +82,7 @@ class RunReporter:
         """Merge changes into the status and write it."""
         self.status.update(changes)
         self.status["elapsed_s"] = round(time.time() - self.started, 2)
-        self.status["updated_at"] = datetime.now(timezone.utc).isoformat()
+        self.status["updated_at"] = datetime.now(UTC).isoformat()
         atomic_write_json(self.run_dir / STATUS_FILE, self.status)
 
 
@@ -259,7 +259,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
                     "train_images": int(len(x_train)), "test_images": int(len(x_test))},
         "versions": library_versions(),
         "strategy": type(strategy).__name__, "replicas": int(strategy.num_replicas_in_sync),
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "run_id": reporter.run_dir.name,
     }
     reporter.write(message="saving the model")

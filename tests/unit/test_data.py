@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fmnist_core import data
-from fmnist_core.data import CLASS_NAMES, DatasetError, FILES
+from fmnist_core.data import CLASS_NAMES, FILES, DatasetError
 
 
 def write_idx_set(directory, n_train=60_000, n_test=10_000, label_max=9):

@@ -1,0 +1,84 @@
+"""Overview: the active model at a glance, and the registry with a switch of the active model."""
+
+import pandas as pd
+import streamlit as st
+
+from fmnist_core import registry
+from fmnist_core.data import CLASS_NAMES
+from ui.auth import admin_allowed
+from ui.common import format_model_label
+
+st.title(":material/checkroom: Fashion-MNIST workbench")
+st.caption("Explore the dataset, train a CNN while watching it learn, study its mistakes, classify your own photos.")
+
+models = registry.list_models()
+active_id = registry.get_active_id()
+by_id = {info.model_id: info for info in models}
+active = by_id.get(active_id)
+
+if not models:
+    st.warning("The model registry is empty. Train a model on the **Train** page "
+               "(or run `python -m fmnist_core train --preset quick --activate`).")
+elif active is None or not active.ok:
+    st.error(f"The active model ({active_id or 'none'}) is missing or broken"
+             f"{': ' + active.problem if active and active.problem else ''}. Activate another model below.")
+else:
+    meta = active.meta
+    metrics = meta.get("test_metrics", {})
+    config = meta.get("config", {})
+    st.subheader(f"Active model: `{active_id}`")
+    columns = st.columns(5)
+    columns[0].metric("Test accuracy", f"{metrics.get('accuracy', 0):.2%}")
+    columns[1].metric("Test loss", f"{metrics.get('loss', 0):.3f}")
+    columns[2].metric("Architecture", meta.get("architecture", "?"))
+    columns[3].metric("Parameters", f"{meta.get('params', 0):,}")
+    columns[4].metric("Training time", f"{meta.get('train_seconds', 0) / 60:.1f} min")
+    per_class = metrics.get("per_class", {})
+    if per_class:
+        accuracy = pd.DataFrame({"class": list(per_class), "accuracy": [v["accuracy"] for v in per_class.values()]})
+        st.bar_chart(accuracy, x="class", y="accuracy", horizontal=True, height=320, sort=False)
+    st.caption(
+        f"Trained {meta.get('created_at', '?')[:19].replace('T', ' ')} UTC with preset "
+        f"**{config.get('preset') or 'custom'}**: {meta.get('epochs_run', config.get('epochs'))} epochs, batch "
+        f"{config.get('batch_size')}, learning rate {config.get('learning_rate')}, augmentation "
+        f"{'on' if config.get('augmentation') else 'off'}; {meta.get('dataset', {}).get('train_images', '?')} "
+        f"training images; TensorFlow {meta.get('versions', {}).get('tensorflow', '?')}.")
+
+st.divider()
+st.subheader("Model registry")
+if models:
+    table = pd.DataFrame([{
+        "active": "★" if info.model_id == active_id else "",
+        "model": info.model_id,
+        "architecture": info.meta.get("architecture", ""),
+        "test accuracy": info.accuracy,
+        "params": info.meta.get("params"),
+        "train time (s)": info.meta.get("train_seconds"),
+        "created": (info.meta.get("created_at") or "")[:19].replace("T", " "),
+        "status": "ok" if info.ok else f"broken: {info.problem}",
+    } for info in models])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_config={"test accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
+                                                                                 max_value=1)})
+    usable = [info.model_id for info in models if info.ok]
+    if usable:
+        choice = st.selectbox("Model to activate", usable, key="overview_model_choice",
+                              index=usable.index(active_id) if active_id in usable else 0,
+                              format_func=lambda model_id: format_model_label(by_id[model_id], active_id))
+        if choice != active_id and admin_allowed("Activating a model", key="overview_activate"):
+            if st.button(f"Make {choice} the active model", key="overview_activate_button", type="primary"):
+                try:
+                    registry.set_active(choice)
+                    st.toast(f"{choice} is now the active model")
+                    st.rerun()
+                except registry.RegistryError as error:
+                    st.error(str(error))
+
+st.divider()
+st.subheader("Where next")
+links = st.columns(4)
+links[0].page_link("pages/dataset.py", label="Browse the dataset", icon=":material/photo_library:")
+links[1].page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+links[2].page_link("pages/evaluate.py", label="Study its mistakes", icon=":material/analytics:")
+links[3].page_link("pages/classify.py", label="Classify a photo or drawing", icon=":material/search:")
+st.caption(f"Classes: {', '.join(CLASS_NAMES)}.")

@@ -1,0 +1,200 @@
+"""Train: configure and start a background training job, watch it live, compare and activate the result."""
+
+import pandas as pd
+import streamlit as st
+
+from fmnist_core import jobs, registry
+from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, PRESETS, TrainConfig
+from fmnist_core.models import ARCHITECTURES
+from fmnist_core.train import BATCHES_FILE, read_history
+from ui.auth import admin_allowed
+
+ACTIVE_STATES = jobs.ACTIVE_STATES
+POLL_SECONDS = 1.0
+
+
+def format_seconds(seconds) -> str:
+    """12 s, 3 min 05 s, 1 h 02 min."""
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def show_curves(run_dir) -> None:
+    """Loss and accuracy per epoch (train vs validation), and the per-batch training loss."""
+    history = read_history(run_dir)
+    batches = read_history(run_dir, BATCHES_FILE)
+    left, right = st.columns(2)
+    if history:
+        frame = pd.DataFrame(history).set_index("epoch")
+        loss_columns = [c for c in ("loss", "val_loss") if frame[c].notna().any()]
+        accuracy_columns = [c for c in ("accuracy", "val_accuracy") if frame[c].notna().any()]
+        left.caption("Loss per epoch (train vs validation)")
+        left.line_chart(frame[loss_columns], height=240)
+        right.caption("Accuracy per epoch (train vs validation)")
+        right.line_chart(frame[accuracy_columns], height=240)
+    if batches:
+        frame = pd.DataFrame(batches).set_index("epoch")
+        st.caption("Training loss and accuracy, batch by batch (running average within each epoch)")
+        st.line_chart(frame[["loss", "accuracy"]], height=200)
+    if not history and not batches:
+        st.caption("The curves appear after the first batches.")
+
+
+def show_comparison(status: dict) -> None:
+    """The finished model next to the active one, with a button to activate it."""
+    new_id = status.get("model_id")
+    active_id = registry.get_active_id()
+    try:
+        new_meta = registry.read_meta(new_id)
+    except registry.RegistryError as error:
+        st.error(str(error))
+        return
+    active_meta = {}
+    if active_id and active_id != new_id:
+        try:
+            active_meta = registry.read_meta(active_id)
+        except registry.RegistryError:
+            active_meta = {}
+    rows = []
+    for label, meta in (("new model", new_meta), ("active model", active_meta)):
+        if meta:
+            rows.append({"": label, "model": meta.get("model_id"), "architecture": meta.get("architecture"),
+                         "test accuracy": meta["test_metrics"]["accuracy"], "test loss": meta["test_metrics"]["loss"],
+                         "params": meta.get("params"), "train time (s)": meta.get("train_seconds")})
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if new_id == active_id:
+        st.success("This model is the active model.")
+    elif admin_allowed("Activating a model", key="train_activate"):
+        if st.button(f"Activate {new_id}", key="train_activate_button", type="primary"):
+            try:
+                registry.set_active(new_id)
+                st.toast(f"{new_id} is now the active model")
+                st.rerun()
+            except registry.RegistryError as error:
+                st.error(str(error))
+
+
+def show_job(status: dict) -> None:
+    """Progress, timing, curves and the outcome of one job."""
+    run_dir = jobs.runs_dir() / status["run_id"]
+    state = status.get("state")
+    epochs, epoch = status.get("epochs") or 0, status.get("epoch") or 0
+    batch, batches = status.get("batch") or 0, status.get("batches_per_epoch") or 0
+    st.markdown(f"**Job `{status['run_id']}`** — {state}: {status.get('message', '')}")
+    label = f"epoch {epoch}/{epochs}, batch {batch}/{batches}" if batches else status.get("message", "")
+    st.progress(min(1.0, float(status.get("progress") or 0.0)), text=label)
+    columns = st.columns(4)
+    columns[0].metric("Elapsed", format_seconds(status.get("elapsed_s")))
+    columns[1].metric("Time left (estimate)", format_seconds(status.get("eta_s")) if state in ACTIVE_STATES else "–")
+    config = status.get("config", {})
+    columns[2].metric("Architecture", config.get("architecture", "?"))
+    columns[3].metric("Test accuracy", f"{status['test_accuracy']:.2%}" if status.get("test_accuracy") else "–")
+    show_curves(run_dir)
+    if state == "failed":
+        st.error(f"Training failed: {status.get('error') or 'unknown reason'}")
+    elif state == "cancelled":
+        st.warning("Training was cancelled; no model was saved.")
+    elif state == "finished":
+        show_comparison(status)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def live_job_panel() -> None:
+    """Polls the running job once a second; hands back to a full rerun when it ends."""
+    run_id = jobs.current_run_id()
+    status = jobs.job_status(run_id) if run_id else None
+    if not status:
+        return
+    show_job(status)
+    if status.get("state") in ACTIVE_STATES:
+        if st.button("Cancel training", icon=":material/stop_circle:", key="train_cancel"):
+            jobs.cancel(status["run_id"])
+            st.toast("Cancel requested: the job stops after the current batch.")
+    else:
+        st.rerun()  # the job ended: redraw the whole page without polling
+
+
+def training_form() -> TrainConfig | None:
+    """The hyperparameter form; returns a config when Start was pressed."""
+    preset_name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("standard"), key="train_preset",
+                               help="quick: a first model in about a minute; standard: the recommended default; "
+                                    "best: the shipped model's recipe (long).")
+    base = PRESETS[preset_name]
+    with st.form("train_form"):
+        # Widget keys carry the preset name so that picking a preset resets the fields to its values.
+        left, middle, right = st.columns(3)
+        architecture = left.selectbox("Architecture", list(ARCHITECTURES), key=f"arch_{preset_name}",
+                                      index=list(ARCHITECTURES).index(base.architecture))
+        epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, base.epochs, key=f"epochs_{preset_name}")
+        batch_choices = [32, 64, 128, 256, 512]
+        batch_size = right.selectbox("Batch size", batch_choices, index=batch_choices.index(base.batch_size),
+                                     key=f"batch_{preset_name}")
+        learning_rate = left.number_input("Peak learning rate", 1e-5, 0.1, base.learning_rate, format="%.4f",
+                                          key=f"lr_{preset_name}", help="Warm-up, then cosine decay to zero.")
+        validation_split = middle.slider("Validation split", 0.0, 0.5, base.validation_split, 0.05,
+                                         key=f"val_{preset_name}")
+        patience = right.number_input("Early stopping patience (0 = off)", 0, MAX_PATIENCE,
+                                      base.early_stopping_patience, key=f"patience_{preset_name}",
+                                      help="Needs a validation split.")
+        augmentation = left.checkbox("Augmentation (random shifts and flips)", base.augmentation,
+                                     key=f"aug_{preset_name}")
+        subset = middle.number_input("Training images (0 = all 60,000)", 0, 60_000, 0, step=1000,
+                                     key=f"subset_{preset_name}")
+        submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", key="train_start")
+    if not submitted:
+        return None
+    try:
+        return base.replace(architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
+                            learning_rate=float(learning_rate), validation_split=float(validation_split),
+                            early_stopping_patience=int(patience), augmentation=bool(augmentation),
+                            subset=int(subset) if subset and subset >= 32 else None).validate()
+    except ValueError as error:
+        st.error(str(error))
+        return None
+
+
+st.title("Train a model")
+st.caption("Training runs as a background job on the server: you can switch pages, reload or close the tab, "
+           "and come back to watch it. One job runs at a time for everyone.")
+
+running = jobs.running_job()
+if running is not None:
+    st.info(f"Job `{running['run_id']}` is running (progress below); a new one can start when it ends.")
+if admin_allowed("Training", key="train"):
+    config = training_form()
+    if config is not None:
+        try:
+            jobs.start(config)
+            st.toast("Training started")
+            st.rerun()
+        except jobs.JobBusyError as error:
+            st.error(f"Not started: {error}. Its progress is shown below.")
+        except (OSError, ValueError) as error:
+            st.error(f"Could not start training: {error}")
+
+st.divider()
+current = jobs.current_run_id()
+if current is None:
+    st.caption("No training job has run yet on this server.")
+elif jobs.running_job() is not None:
+    live_job_panel()
+else:
+    status = jobs.job_status(current)
+    if status:
+        show_job(status)
+
+with st.expander("Earlier runs"):
+    runs = jobs.list_runs()
+    if runs:
+        st.dataframe(pd.DataFrame([{
+            "run": r["run_id"], "state": r.get("state"), "architecture": r.get("config", {}).get("architecture"),
+            "epochs": r.get("epochs"), "test accuracy": r.get("test_accuracy"), "model": r.get("model_id"),
+            "error": r.get("error")} for r in runs]), hide_index=True, width="stretch")
+    else:
+        st.caption("None yet.")

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up (idempotent, with the browser for end-to-end tests) and run the whole test suite,
+# then the benchmark's quick sanity mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --with-browser
+export TF_CPP_MIN_LOG_LEVEL=2 FMNIST_NO_DOWNLOAD=1
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,109 @@
+"""AppTest: every page renders with a model, with an empty registry and without the dataset."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fmnist_core import registry
+from fmnist_core.data import CLASS_NAMES
+from tests.app.conftest import assert_clean, open_page
+
+PAGES = ["overview", "dataset", "train", "evaluate", "classify"]
+
+
+def texts(app) -> str:
+    """All markdown, captions, alerts and titles of a run, joined."""
+    parts = []
+    for kind in ("title", "subheader", "markdown", "caption", "success", "warning", "error", "info"):
+        parts += [str(element.value) for element in getattr(app, kind)]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_renders_with_a_model(page, registry_dir):
+    app = open_page(page)
+    assert_clean(app)
+    assert app.title, "every page has a title"
+    assert not app.error, [e.value for e in app.error]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page_survives_empty_registry(page, empty_registry):
+    app = open_page(page)
+    assert_clean(app)
+    if page in ("overview", "evaluate", "classify"):
+        assert "Train" in texts(app) or "train" in texts(app)
+
+
+@pytest.mark.parametrize("page", ["dataset", "evaluate"])
+def test_page_explains_missing_dataset(page, registry_dir, monkeypatch, tmp_path):
+    from fmnist_core import data
+
+    monkeypatch.setattr(data, "DEBIAN_DIR", tmp_path / "none")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "none"))
+    monkeypatch.setenv("FMNIST_DATA_DIR", str(tmp_path / "none"))
+    monkeypatch.setenv("FMNIST_NO_DOWNLOAD", "1")
+    app = open_page(page)
+    assert_clean(app)
+    assert "not available" in texts(app)
+    assert any("dataset-fashion-mnist" in str(code.value) for code in app.code)
+
+
+def test_evaluate_shows_confusion_matrix_for_active_model(registry_dir):
+    app = open_page("evaluate")
+    assert_clean(app)
+    assert "Confusion matrix" in texts(app)
+    assert len(app.get("image")) >= 1, "the heatmap and gallery are rendered as images"
+    active = registry.get_active_id()
+    assert app.selectbox(key="evaluate_model").value == active
+    app.toggle(key="evaluate_normalise").set_value(True).run()
+    assert_clean(app)
+
+
+def test_classify_upload_png(registry_dir, dataset):
+    buffer = io.BytesIO()
+    Image.fromarray(255 - dataset.x_test[1]).resize((140, 140), Image.NEAREST).save(buffer, "PNG")
+    app = open_page("classify")
+    app.file_uploader(key="classify_uploads").set_value([("pullover.png", buffer.getvalue(), "image/png")]).run()
+    assert_clean(app)
+    verdicts = [e.value for e in app.success] + [e.value for e in app.warning]
+    assert any(name in verdict for verdict in verdicts for name in CLASS_NAMES), verdicts
+    captions = " ".join(img.caption for element in app.get("image") for img in element.proto.imgs)
+    assert "What the model sees" in captions
+
+
+def test_classify_bad_upload_is_one_clear_line(registry_dir):
+    app = open_page("classify")
+    app.file_uploader(key="classify_uploads").set_value([("photo.png", b"<html>not an image</html>", "image/png")])
+    app.run()
+    assert_clean(app)
+    assert any("photo.png" in e.value and "not a readable image" in e.value for e in app.error)
+
+
+def test_overview_switches_active_model(registry_dir):
+    from fmnist_core.predict import Classifier
+
+    first = registry.get_active_id()
+    second = registry.save_model(Classifier.load().model, {**registry.read_meta(first), "created_at": "later"})
+    app = open_page("overview")
+    app.selectbox(key="overview_model_choice").set_value(second).run()
+    app.button(key="overview_activate_button").click().run()
+    assert_clean(app)
+    assert registry.get_active_id() == second
+
+
+def test_drawing_canvas_output_is_classified(registry_dir):
+    """The canvas returns RGBA with a mostly empty frame; the same pipeline handles it."""
+    from fmnist_core.predict import Classifier
+    from fmnist_core.preprocess import preprocess_drawing
+
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    canvas[60:220, 110:170] = (255, 255, 255, 255)  # a tall white bar: trouser-like
+    prepared = preprocess_drawing(canvas)
+    prediction = Classifier.load().classify_array(prepared.model_input(), preprocessed=prepared)
+    assert 0 <= prediction.class_index < 10
+    assert prepared.image.max() == 255 and prepared.image[0, 0] == 0

@@ -1,0 +1,78 @@
+"""AppTest of the Train page: a tiny background job, its live progress, a refused second start, cancel."""
+
+from __future__ import annotations
+
+import time
+
+from fmnist_core import jobs, registry
+from fmnist_core.config import TrainConfig
+from tests.app.conftest import assert_clean, open_page
+
+
+def fill_tiny_job(app, epochs: int = 1, subset: int = 256):
+    app.selectbox(key="train_preset").set_value("quick").run()
+    app.selectbox(key="arch_quick").set_value("seed-basic")
+    app.number_input(key="epochs_quick").set_value(epochs)
+    app.number_input(key="subset_quick").set_value(subset)
+    return app
+
+
+def wait_for(predicate, timeout: float = 120, poll: float = 0.5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll)
+    raise AssertionError("condition not reached in time")
+
+
+def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
+    before = {info.model_id for info in registry.list_models()}
+    app = fill_tiny_job(open_page("train"))
+    app.button(key="train_start").click().run()
+    assert_clean(app)
+    run_id = jobs.current_run_id()
+    assert run_id, "a job was started"
+    # The page shows the job's progress bar while it runs or once it has finished.
+    assert app.get("progress"), "progress bar visible"
+    status = jobs.wait(run_id, timeout=240)
+    assert status["state"] == "finished", status
+    app.run()
+    assert_clean(app)
+    assert any("finished" in str(m.value) for m in app.markdown)
+    assert app.get("vega_lite_chart"), "loss/accuracy curves are drawn"
+    new = {info.model_id for info in registry.list_models()} - before
+    assert new == {status["model_id"]}
+    # The finished job offers to activate the new model.
+    app.button(key="train_activate_button").click().run()
+    assert registry.get_active_id() == status["model_id"]
+
+
+def test_second_start_from_another_session_is_refused(registry_dir):
+    other_session = fill_tiny_job(open_page("train"))  # its form is open before the first job starts
+    run_id = jobs.start(TrainConfig(architecture="seed-basic", epochs=3, subset=2048, batch_size=32,
+                                    augmentation=False, validation_split=0.0))
+    try:
+        other_session.button(key="train_start").click().run()
+        assert_clean(other_session)
+        assert any("already running" in e.value and run_id in e.value for e in other_session.error)
+        fresh = open_page("train")  # a new tab: no form, the running job is shown instead
+        assert any(run_id in str(i.value) for i in fresh.info)
+    finally:
+        jobs.cancel(run_id)
+        jobs.wait(run_id, timeout=240)
+
+
+def test_cancel_button_stops_the_job(registry_dir):
+    before = {info.model_id for info in registry.list_models()}
+    run_id = jobs.start(TrainConfig(architecture="seed-basic", epochs=20, subset=8192, batch_size=32,
+                                    augmentation=False, validation_split=0.0))
+    wait_for(lambda: (jobs.job_status(run_id) or {}).get("state") == "running", timeout=120)
+    app = open_page("train")
+    app.button(key="train_cancel").click().run()
+    status = jobs.wait(run_id, timeout=120)
+    assert status["state"] == "cancelled"
+    assert {info.model_id for info in registry.list_models()} == before
+    app.run()
+    assert any("cancelled" in w.value for w in app.warning)
