@@ -90,8 +90,8 @@ PRESETS: dict[str, TrainConfig] = {
     # standard: the Train page's default.
     "standard": TrainConfig(architecture="fmnist-net", epochs=12, batch_size=256, learning_rate=3e-3,
                             augmentation=True, validation_split=0.05, preset="standard"),
-    # best: the shipped model; long, with augmentation.
-    "best": TrainConfig(architecture="fmnist-wide", epochs=40, batch_size=128, learning_rate=2e-3,
+    # best: the shipped model; a wider net, long, with augmentation, all 60,000 images.
+    "best": TrainConfig(architecture="fmnist-wide", epochs=30, batch_size=256, learning_rate=3e-3,
                         augmentation=True, validation_split=0.0, preset="best"),
 }
 
