@@ -61,6 +61,7 @@ def show_comparison(status: dict) -> None:
             active_meta = registry.read_meta(active_id)
         except registry.RegistryError:
             active_meta = {}
+    st.markdown(f"New model **`{new_id}`**: {new_meta['test_metrics']['accuracy']:.2%} test accuracy.")
     rows = []
     for label, meta in (("new model", new_meta), ("active model", active_meta)):
         if meta:
