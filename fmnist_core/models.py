@@ -12,7 +12,7 @@ from fmnist_core.data import IMAGE_SIZE, NUM_CLASSES
 INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 
 
-def augmentation_layers(max_shift: float = 0.1) -> list[keras.layers.Layer]:
+def augmentation_layers(max_shift: float = 0.06) -> list[keras.layers.Layer]:
     """Random horizontal flips and shifts; active only while training, saved with the model."""
     return [
         layers.RandomFlip("horizontal", name="augment_flip"),

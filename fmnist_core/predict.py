@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,9 +50,12 @@ class Classifier:
         self.model_id = model_id
         self.meta = meta or {}
         # One traced graph for any batch size: avoids model.predict's per-call set-up (~70 ms).
-        self._forward = tf.function(lambda images: model([images], training=False), reduce_retracing=True,
+        self._forward = tf.function(lambda images: model(images, training=False), reduce_retracing=True,
                                     input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32)])
-        self._forward(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32))  # trace now, not on first user
+        with warnings.catch_warnings():
+            # Keras 3 warns at trace time when a loaded model's input structure is a list of one; harmless.
+            warnings.filterwarnings("ignore", message="The structure of `inputs`")
+            self._forward(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32))  # trace now, not on first user
 
     @classmethod
     def load(cls, model_id: str | None = None, root: Path | None = None) -> Classifier:
@@ -107,7 +111,7 @@ class Classifier:
         conv_layer = _last_conv_layer(self.model)
         probe = keras.Model(self.model.inputs, [conv_layer.output, self.model.output])
         with tf.GradientTape() as tape:
-            features, outputs = probe([image], training=False)
+            features, outputs = probe(image, training=False)
             index = int(np.argmax(outputs[0])) if class_index is None else class_index
             score = outputs[:, index]
         gradients = tape.gradient(score, features)[0]

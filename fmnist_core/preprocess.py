@@ -149,11 +149,22 @@ def border_pixels(gray: np.ndarray, fraction: float = BORDER_FRACTION) -> tuple[
 
 
 def background_plane(gray: np.ndarray, border: np.ndarray) -> np.ndarray:
-    """Least-squares plane a + b*x + c*y through the border: models an uneven, lit-from-one-side page."""
+    """Robust least-squares plane a + b*x + c*y through the border: models an unevenly lit page.
+
+    Fitted twice: the second fit drops border pixels far from the first (an item touching the edge).
+    """
     height, width = gray.shape
     ys, xs = np.nonzero(border)
     design = np.column_stack([np.ones(len(xs)), xs / width, ys / height])
-    (a, b, c), *_ = np.linalg.lstsq(design, gray[border].astype(np.float64), rcond=None)
+    values = gray[border].astype(np.float64)
+    keep = np.ones(len(values), bool)
+    for _ in range(2):
+        (a, b, c), *_ = np.linalg.lstsq(design[keep], values[keep], rcond=None)
+        residual = values - design @ np.array([a, b, c])
+        spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+        keep = np.abs(residual) <= max(12.0, 3.0 * spread)
+        if keep.sum() < 3:
+            break
     columns = (b * np.arange(width) / width).astype(np.float32)
     rows = (a + c * np.arange(height) / height).astype(np.float32)
     return rows[:, None] + columns[None, :]
@@ -205,7 +216,7 @@ def threshold_mask(foreground: np.ndarray) -> np.ndarray:
     """Foreground pixels clearly above the border's noise, cleaned of specks and JPEG artefacts."""
     _, ring = border_pixels(foreground)
     noise = float(np.median(np.abs(ring - np.median(ring)))) * 1.4826
-    level = max(18.0, float(np.percentile(ring, 99)) * 0.8, 4.0 * noise)
+    level = max(18.0, float(np.median(ring)) + 4.0 * noise)
     mask = (foreground > level).astype(np.uint8)
     size = max(3, int(min(foreground.shape) * 0.01) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
@@ -312,6 +323,12 @@ def preprocess(source, *, empty_message: str = "no item found in the image") -> 
     steps: list[tuple[str, np.ndarray]] = [("input", rgb)]
     gray = to_gray(rgb)
     doubts: list[str] = []
+    if is_dataset_form(gray, alpha):
+        image = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+        if not image.any():
+            raise EmptyImageError(empty_message)
+        steps.append(("what the model sees (28x28)", image))
+        return Preprocessed(image, steps, "dark", doubts)
 
     if alpha is not None:
         background = "transparent"
@@ -348,6 +365,13 @@ def preprocess(source, *, empty_message: str = "no item found in the image") -> 
     final = scale_intensities(centre_on_canvas(fit_longest_edge(cropped)))
     steps.append(("what the model sees (28x28)", final))
     return Preprocessed(final, steps, background, doubts)
+
+
+def is_dataset_form(gray: np.ndarray, alpha: np.ndarray | None) -> bool:
+    """A 28x28 image with a black border is already what the model sees: it is used unchanged."""
+    if gray.shape != (IMAGE_SIZE, IMAGE_SIZE) or alpha is not None:
+        return False
+    return float(np.median(border_pixels(gray)[1])) < 16.0
 
 
 def array_to_image(array: np.ndarray) -> Image.Image:

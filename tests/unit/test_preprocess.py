@@ -205,3 +205,9 @@ def test_huge_png_is_refused_clearly(tmp_path):
     Image.new("L", (8000, 6000), 255).save(path)
     with pytest.raises(ImageError, match="too large"):
         preprocess(path)
+
+
+def test_dataset_form_image_is_used_unchanged(dataset):
+    """Training data, CLI and uploads of a 28x28 dataset image see exactly the same pixels."""
+    for index in range(50):
+        np.testing.assert_array_equal(preprocess(dataset.x_test[index]).image, dataset.x_test[index])
