@@ -28,7 +28,7 @@ PLAIN_SPREAD = 45.0  # border p90 - p10 (after removing a gradient) below this =
 MIN_ITEM_FRACTION = 0.002  # a mask smaller than this fraction of the image counts as nothing found
 FULL_FRAME_FRACTION = 0.97  # an item box wider and taller than this fills the frame
 SILHOUETTE_FLOOR = 40  # weakest value inside the item mask, so white-on-white items keep their shape
-MAX_GAIN = 3.0  # at most this contrast stretch, so faint noise is not blown up
+MAX_GAIN = 5.0  # at most this contrast stretch, so faint noise is not blown up
 
 
 class ImageError(ValueError):
@@ -332,7 +332,7 @@ def preprocess(source, *, empty_message: str = "no item found in the image") -> 
 
     if alpha is not None:
         background = "transparent"
-        mask = alpha > 0.5
+        mask = alpha > 0.05  # soft edges and faint parts of the item are part of it
         # Contrast the item with its background: a dark item is negated (as on a white page), a
         # light one kept (as on black); either way it ends up bright on black.
         item_level = float(np.median(gray[mask])) if mask.any() else 0.0
@@ -359,7 +359,9 @@ def preprocess(source, *, empty_message: str = "no item found in the image") -> 
     if region.box is None:
         raise EmptyImageError(empty_message)
     doubts += region.doubts
-    item = np.where(region.mask, np.maximum(bright, SILHOUETTE_FLOOR), 0.0)
+    # A cut-out item keeps a visible silhouette even where it is as light as its surroundings.
+    floor = SILHOUETTE_FLOOR if background == "cluttered" else 0.0
+    item = np.where(region.mask, np.maximum(bright, floor), 0.0)
     cropped = crop_to_box(item, region.box)
     steps.append(("trimmed to the item", _u8(cropped)))
     final = scale_intensities(centre_on_canvas(fit_longest_edge(cropped)))

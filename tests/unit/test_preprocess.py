@@ -106,7 +106,7 @@ def test_centre_on_canvas_pads_equally():
 def test_scale_intensities_reaches_255_with_capped_gain():
     assert pp.scale_intensities(np.full((4, 4), 200.0)).max() == 255
     faint = pp.scale_intensities(np.full((4, 4), 10.0))
-    assert faint.max() == 30  # gain capped at 3
+    assert faint.max() == 50  # gain capped at 5
 
 
 # ---- whole pipeline ------------------------------------------------------------------------------
