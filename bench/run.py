@@ -54,8 +54,8 @@ def markdown_table(results: list[dict]) -> str:
     baseline = next((r for r in results if r["entry"] == "baseline"), None)
     lines = ["| entry | architecture | params | epochs | test acc. | train time (s) | x baseline time | images/s "
              "| peak RSS (MB) | eval 10k (s) | 1 image (ms, median / p95) | 400px photo (ms, median) "
-             "| many photos (ms/image) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| many photos (ms/image) | Classify page upload incl. heat map (ms) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         ratio = f"{r['train_seconds'] / baseline['train_seconds']:.2f}" if baseline else "–"
         lines.append(
@@ -63,11 +63,16 @@ def markdown_table(results: list[dict]) -> str:
             f"| {r['test_accuracy']:.2%} | {r['train_seconds']:.0f} | {ratio} | {r['images_per_second']:.0f} "
             f"| {r['peak_rss_mb']:.0f} | {r['eval_10k_seconds']:.2f} "
             f"| {r['latency_array_ms']['median']:.1f} / {r['latency_array_ms']['p95']:.1f} "
-            f"| {r['latency_photo_ms']['median']:.1f} | {r['batch_photo_ms_per_image']:.2f} |")
+            f"| {r['latency_photo_ms']['median']:.1f} | {r['batch_photo_ms_per_image']:.2f} "
+            f"| {_median(r.get('page_upload_ms'))} |")
     if baseline and baseline.get("tutorial_predict_ms"):
         lines.append(f"\nTutorial-style `model.predict` on one image: "
                      f"{baseline['tutorial_predict_ms']['median']:.1f} ms median (baseline row uses our compiled call).")
     return "\n".join(lines)
+
+
+def _median(latency: dict | None) -> str:
+    return f"{latency['median']:.0f}" if latency else "–"
 
 
 def plot(results: list[dict], path: Path) -> None:
@@ -115,6 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Machine: {report['machine']}\n")
     print(markdown_table(results))
     return 0
+
+
+def table_from_json(path: Path) -> str:
+    """Re-print the table of a saved run."""
+    report = json.loads(Path(path).read_text())
+    return f"Machine: {report['machine']}\n\n" + markdown_table(report["results"])
 
 
 if __name__ == "__main__":

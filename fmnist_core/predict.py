@@ -102,24 +102,36 @@ class Classifier:
 
     def grad_cam(self, image28: np.ndarray, class_index: int | None = None) -> np.ndarray:
         """Grad-CAM heat map (28x28, 0..1) of where the last conv layer saw evidence for the class."""
-        import keras
-        import tensorflow as tf
-
         image = np.asarray(image28, dtype=np.float32).reshape(1, IMAGE_SIZE, IMAGE_SIZE, 1)
         if image.max() > 1.0:
             image = image / 255.0
-        conv_layer = _last_conv_layer(self.model)
-        probe = keras.Model(self.model.inputs, [conv_layer.output, self.model.output])
-        with tf.GradientTape() as tape:
-            features, outputs = probe(image, training=False)
-            index = int(np.argmax(outputs[0])) if class_index is None else class_index
-            score = outputs[:, index]
-        gradients = tape.gradient(score, features)[0]
-        weights = tf.reduce_mean(gradients, axis=(0, 1))
-        cam = tf.nn.relu(tf.reduce_sum(features[0] * weights, axis=-1)).numpy()
-        if cam.max() > 0:
-            cam = cam / cam.max()
-        return tf.image.resize(cam[..., None], (IMAGE_SIZE, IMAGE_SIZE), method="bilinear").numpy()[..., 0]
+        if class_index is None:
+            class_index = int(np.argmax(self.probabilities(image)[0]))
+        return np.asarray(self._grad_cam_function()(image, np.int32(class_index)))
+
+    def _grad_cam_function(self):
+        # Built once per classifier: a probe model and a traced gradient computation (~ms per call).
+        if getattr(self, "_grad_cam", None) is None:
+            import keras
+            import tensorflow as tf
+
+            conv_layer = _last_conv_layer(self.model)
+            probe = keras.Model(self.model.inputs, [conv_layer.output, self.model.output])
+
+            @tf.function(input_signature=[tf.TensorSpec([1, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32),
+                                          tf.TensorSpec([], tf.int32)])
+            def compute(image, class_index):
+                with tf.GradientTape() as tape:
+                    features, outputs = probe(image, training=False)
+                    score = outputs[:, class_index]
+                gradients = tape.gradient(score, features)[0]
+                weights = tf.reduce_mean(gradients, axis=(0, 1))
+                cam = tf.nn.relu(tf.reduce_sum(features[0] * weights, axis=-1))
+                cam = cam / tf.maximum(tf.reduce_max(cam), 1e-8)
+                return tf.image.resize(cam[..., None], (IMAGE_SIZE, IMAGE_SIZE), method="bilinear")[..., 0]
+
+            self._grad_cam = compute
+        return self._grad_cam
 
 
 def _last_conv_layer(model):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up (idempotent, with the browser for end-to-end tests) and run the whole test suite,
-# then the benchmark's quick sanity mode.
+# Set up (idempotent, with the browser for end-to-end tests) and run the whole test suite
+# (unit, AppTest, reliability, browser end-to-end, and the benchmark's --quick sanity mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh --with-browser

@@ -9,8 +9,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 from fmnist_core import jobs, registry
 from fmnist_core.config import TrainConfig
 from fmnist_core.predict import Classifier

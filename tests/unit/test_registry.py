@@ -110,3 +110,12 @@ def test_activate_unknown_model_is_refused(registry_dir):
 def test_empty_registry_has_clear_message(empty_registry):
     with pytest.raises(RegistryError, match="no active model"):
         Classifier.load()
+
+
+def test_grad_cam_highlights_the_item(registry_dir, dataset):
+    classifier = Classifier.load(root=registry_dir)
+    image = dataset.x_test[1]
+    cam = classifier.grad_cam(image)
+    assert cam.shape == (28, 28) and 0.0 <= cam.min() and cam.max() <= 1.0 + 1e-6
+    again = classifier.grad_cam(image, classifier.classify_array(image).class_index)
+    np.testing.assert_allclose(cam, again, atol=1e-5)

@@ -1,0 +1,22 @@
+"""The benchmark's --quick sanity mode runs end to end and writes its JSON and plot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+
+def test_bench_quick_mode(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "bench.run", "--quick", "--entries", "baseline,quick",
+                             "--out", str(tmp_path)], capture_output=True, text=True, cwd=REPO_ROOT, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "train_quick.json").read_text())
+    assert report["quick_mode"] and [r["entry"] for r in report["results"]] == ["baseline", "quick"]
+    for row in report["results"]:
+        assert 0 < row["train_seconds"] and 0 <= row["test_accuracy"] <= 1
+        assert row["latency_array_ms"]["median"] > 0 and row["peak_rss_mb"] > 0
+    assert (tmp_path / "train_quick.png").stat().st_size > 1000
+    assert "| baseline |" in result.stdout and "x baseline time" in result.stdout

@@ -1,0 +1,53 @@
+"""What CI can check of the Docker image without a Docker engine, and that README, CI and setup agree."""
+
+from __future__ import annotations
+
+import re
+
+from tests.conftest import REPO_ROOT
+
+
+def dockerfile() -> str:
+    return (REPO_ROOT / "Dockerfile").read_text()
+
+
+def test_dockerfile_installs_with_the_same_setup_script():
+    text = dockerfile()
+    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
+    assert re.search(r"^RUN bash scripts/setup\.sh", text, re.M), "one install script for Docker, README and CI"
+    assert "dataset-fashion-mnist" in (REPO_ROOT / "scripts" / "setup.sh").read_text()
+
+
+def test_dockerfile_runs_safely_and_persists_models():
+    text = dockerfile()
+    user = re.findall(r"^USER (\S+)", text, re.M)
+    assert user and user[-1] not in ("root", "0")
+    assert re.search(r"^EXPOSE 8501", text, re.M)
+    assert re.search(r"^HEALTHCHECK .*", text, re.M) and "/_stcore/health" in text
+    assert re.search(r'^VOLUME \["/app/models"\]', text, re.M)
+    assert re.search(r'^CMD \["bash", "scripts/serve.sh"\]', text, re.M)
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO_ROOT / "README.md").read_text()
+    ci = (REPO_ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in readme and "bash scripts/start.sh" in readme
+    assert re.search(r"^bash scripts/test\.sh", ci, re.M)
+
+
+def test_requirements_are_pinned():
+    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            assert "==" in line, line
+
+
+def test_shipped_model_is_active_and_small():
+    from fmnist_core import registry
+
+    root = REPO_ROOT / "models"
+    active = registry.get_active_id(root)
+    assert active, "models/ ships an active model"
+    size = sum(p.stat().st_size for p in (root / active).iterdir())
+    assert size < 8 * 1024 * 1024
+    meta = registry.read_meta(active, root)
+    assert meta["test_metrics"]["accuracy"] >= 0.935
