@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         naive = classifier.probabilities(
             np.stack([naive_resize(p) for p in paths]).astype(np.float32)[..., None] / 255.0).argmax(axis=1)
         per_class = {}
-        for folder, index in FOLDER_TO_CLASS.items():
+        for index in FOLDER_TO_CLASS.values():
             chosen = [i for i, t in enumerate(truth) if t == index]
             per_class[CLASS_NAMES[index]] = {
                 "n": len(chosen), "correct": int(sum(records[i].get("class_index") == index for i in chosen)),

@@ -130,7 +130,8 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "eval_10k_seconds": round(eval_seconds, 3),
         "latency_array_ms": single_array, "latency_photo_ms": single_photo,
-        "batch_photo_ms_per_image": round(batch_photo_ms, 3), "page_upload_ms": page_latency, "tutorial_predict_ms": tutorial_latency,
+        "batch_photo_ms_per_image": round(batch_photo_ms, 3), "page_upload_ms": page_latency,
+        "tutorial_predict_ms": tutorial_latency,
     }
     print(json.dumps(result))
     sys.stdout.flush()
