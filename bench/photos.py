@@ -144,6 +144,15 @@ def main(argv: list[str] | None = None) -> int:
             per_class[CLASS_NAMES[index]] = {
                 "n": len(chosen), "correct": int(sum(records[i].get("class_index") == index for i in chosen)),
                 "predicted": [records[i].get("class_name", "error") for i in chosen]}
+        timings: dict[str, list[float]] = {}
+        for path in paths:  # in-process latency, preprocessing + inference, by the path the image took
+            classifier.classify_image(path)
+            started = time.perf_counter()
+            kind = classifier.classify_image(path).preprocessed.background
+            timings.setdefault("cluttered" if kind == "cluttered" else "plain", []).append(
+                (time.perf_counter() - started) * 1000)
+        report["real_latency_ms"] = {kind: {"n": len(values), "median": float(np.median(values)),
+                                            "p95": float(np.percentile(values, 95))} for kind, values in timings.items()}
         report["real"] = {"count": len(paths), "accuracy": accuracy(records, truth),
                           "naive_resize_accuracy": float(np.mean(naive == np.array(truth))),
                           "cli_ms_per_photo": round(seconds * 1000, 1), "per_class": per_class}
@@ -161,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         real = report["real"]
         print(f"| real photos (../shared) | {real['count']} | – | {real['accuracy']:.1%} "
               f"| {real['naive_resize_accuracy']:.1%} | – | {real['cli_ms_per_photo']:.1f} |")
+        for kind, row in report["real_latency_ms"].items():
+            print(f"\nReal photos on a {kind} background: {row['n']} photos, preprocessing + inference "
+                  f"{row['median']:.0f} ms median, {row['p95']:.0f} ms p95 (in-process, warm).")
         print("\n| class | correct / n | predicted as |\n|---|---|---|")
         for name, row in real["per_class"].items():
             print(f"| {name} | {row['correct']} / {row['n']} | {', '.join(row['predicted'])} |")

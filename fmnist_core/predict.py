@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,13 +90,16 @@ class Classifier:
         return self.classify_array(prepared.model_input(), top_k, prepared)
 
     def classify_many(self, sources: list, top_k: int = 3) -> list[Prediction | Exception]:
-        """Preprocess each source, classify all of them in one batch; errors are returned in place."""
-        prepared: list[Preprocessed | Exception] = []
-        for source in sources:
+        """Preprocess the sources in parallel threads, classify them in one batch; errors come back in place."""
+        def prepare(source) -> Preprocessed | Exception:
             try:
-                prepared.append(preprocess(source))
+                return preprocess(source)
             except Exception as error:  # reported per file by the caller
-                prepared.append(error)
+                return error
+
+        # Decoding (Pillow) and OpenCV / NumPy work release the GIL, so threads use every core.
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            prepared = list(pool.map(prepare, sources))
         good = [item for item in prepared if isinstance(item, Preprocessed)]
         probabilities = iter(self.probabilities(np.stack([item.model_input() for item in good])) if good else [])
         return [make_prediction(next(probabilities), top_k, item) if isinstance(item, Preprocessed) else item
