@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="test-set metrics of a registry model")
     evaluate.add_argument("--model", help="model id (default: the active model)")
     evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                          help="average with mirrored images (default: as recorded in the model's meta.json)")
+    evaluate.add_argument("--record", action="store_true",
+                          help="write these test metrics and the TTA choice into the model's meta.json")
 
     predict = sub.add_parser("predict", help="classify image files")
     predict.add_argument("files", nargs="+", type=Path)
@@ -104,9 +108,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     classifier = Classifier.load(args.model)
     dataset = load_dataset(args.data_dir)
-    evaluation = evaluate_probabilities(classifier.probabilities(to_model_input(dataset.x_test)), dataset.y_test)
-    result = {"model": classifier.model_id, "accuracy": evaluation.accuracy, "loss": evaluation.loss,
+    tta = classifier.tta if args.tta is None else args.tta
+    evaluation = evaluate_probabilities(classifier.probabilities(to_model_input(dataset.x_test), tta=tta),
+                                        dataset.y_test)
+    result = {"model": classifier.model_id, "tta": tta, "accuracy": evaluation.accuracy, "loss": evaluation.loss,
               "n": evaluation.n, "per_class_accuracy": dict(zip(CLASS_NAMES, evaluation.per_class_accuracy))}
+    if args.record:
+        from fmnist_core import registry
+
+        meta = classifier.meta
+        previous = {"accuracy": meta.get("test_metrics", {}).get("accuracy"), "tta": bool(meta.get("tta"))}
+        registry.update_meta(classifier.model_id, {"test_metrics": evaluation.summary(), "tta": tta,
+                                                   "rescored": {"previous": previous, "tta": tta}})
     if args.json:
         _print_json(result)
     else:

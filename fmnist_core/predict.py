@@ -66,11 +66,18 @@ class Classifier:
         meta = registry.read_meta(model_id, root)
         return cls(registry.load_model(model_id, root), model_id, meta)
 
-    def probabilities(self, images: np.ndarray, batch_size: int = 2000) -> np.ndarray:
-        """Class probabilities for float32 N x 28 x 28 x 1 inputs in [0, 1]."""
+    @property
+    def tta(self) -> bool:
+        """Whether this model's answers average the image and its mirror image (recorded in meta.json)."""
+        return bool(self.meta.get("tta"))
+
+    def probabilities(self, images: np.ndarray, batch_size: int = 2000, tta: bool | None = None) -> np.ndarray:
+        """Class probabilities for float32 N x 28 x 28 x 1 inputs in [0, 1] (flip-averaged when tta)."""
         images = np.asarray(images, dtype=np.float32)
         if images.ndim == 3:
             images = images[..., None]
+        if self.tta if tta is None else tta:
+            return flip_averaged(lambda batch: self.probabilities(batch, batch_size, tta=False), images)
         outputs = [np.asarray(self._forward(images[start:start + batch_size]))
                    for start in range(0, len(images), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASS_NAMES)), np.float32)
@@ -137,6 +144,11 @@ class Classifier:
 
             self._grad_cam = compute
         return self._grad_cam
+
+
+def flip_averaged(score, images: np.ndarray) -> np.ndarray:
+    """Test-time augmentation: mean of score(images) and score(mirrored images) (N x 28 x 28 x 1)."""
+    return (np.asarray(score(images)) + np.asarray(score(images[:, :, ::-1]))) / 2.0
 
 
 def _last_conv_layer(model):

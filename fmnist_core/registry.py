@@ -104,6 +104,16 @@ def read_meta(model_id: str, root: Path | None = None) -> dict:
     return meta
 
 
+def update_meta(model_id: str, changes: dict, root: Path | None = None) -> dict:
+    """Merge changes into a model's meta.json, atomically; returns the new meta."""
+    meta = {**read_meta(model_id, root), **changes}
+    try:
+        atomic_write_json(model_dir(model_id, root) / META_FILE, meta)
+    except OSError as error:
+        raise RegistryError(f"could not update {model_id}: {error.strerror or error}") from error
+    return meta
+
+
 def list_models(root: Path | None = None) -> list[ModelInfo]:
     """All registry entries, newest first; broken ones are listed with their problem, not skipped."""
     root = Path(root or models_dir())

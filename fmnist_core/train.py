@@ -208,6 +208,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
 
     from fmnist_core.evaluate import evaluate_probabilities
     from fmnist_core.models import build_model
+    from fmnist_core.predict import flip_averaged
 
     dataset = dataset or load_dataset()
     keras.utils.set_random_seed(config.seed)
@@ -244,12 +245,22 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         raise TrainingCancelled("cancelled by the user")
 
     reporter.write(message="evaluating on the test set", progress=1.0, eta_s=0)
-    evaluation = evaluate_probabilities(model.predict(to_model_input(x_test), batch_size=1000, verbose=0), y_test)
+    def score(images):
+        return model.predict(images, batch_size=1000, verbose=0)
+
+    test_images = to_model_input(x_test)
+    plain = evaluate_probabilities(score(test_images), y_test)
+    # A model trained on mirrored images answers with the mean over the image and its mirror (decided
+    # by the recipe, not by peeking at the test score); both figures are recorded.
+    tta = config.augmentation
+    evaluation = evaluate_probabilities(flip_averaged(score, test_images), y_test) if tta else plain
     history = read_history(reporter.run_dir)
     meta = {
         "architecture": config.architecture,
         "config": config.to_dict(),
         "test_metrics": evaluation.summary(),
+        "tta": tta,
+        "test_metrics_without_tta": {"accuracy": plain.accuracy, "loss": plain.loss},
         "train_seconds": round(train_seconds, 2),
         "epochs_run": len(history),
         "images_per_second": round(len(history) * steps_per_epoch * config.batch_size / train_seconds, 1),

@@ -68,3 +68,16 @@ def test_train_json_small(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert {"test_accuracy", "train_seconds", "model_id"} <= set(report)
+
+
+def test_evaluate_tta_record_updates_meta(registry_dir):
+    from fmnist_core import registry
+
+    model_id = registry.get_active_id(registry_dir)
+    result = run_cli("evaluate", "--tta", "--record", "--json", env_root=registry_dir)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    meta = registry.read_meta(model_id, registry_dir)
+    assert report["tta"] is True and meta["tta"] is True
+    assert meta["test_metrics"]["accuracy"] == report["accuracy"]
+    assert meta["rescored"]["previous"]["tta"] is False
