@@ -102,15 +102,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a registry model on the full test set."""
-    from fmnist_core.data import CLASS_NAMES, load_dataset, to_model_input
-    from fmnist_core.evaluate import evaluate_probabilities
+    from fmnist_core.data import CLASS_NAMES, load_dataset
+    from fmnist_core.evaluate import evaluate_test_set
     from fmnist_core.predict import Classifier
 
     classifier = Classifier.load(args.model)
     dataset = load_dataset(args.data_dir)
     tta = classifier.tta if args.tta is None else args.tta
-    evaluation = evaluate_probabilities(classifier.probabilities(to_model_input(dataset.x_test), tta=tta),
-                                        dataset.y_test)
+    evaluation = evaluate_test_set(lambda images: classifier.probabilities(images, tta=tta), dataset)
     result = {"model": classifier.model_id, "tta": tta, "accuracy": evaluation.accuracy, "loss": evaluation.loss,
               "n": evaluation.n, "per_class_accuracy": dict(zip(CLASS_NAMES, evaluation.per_class_accuracy))}
     if args.record:

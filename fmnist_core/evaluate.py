@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, log_loss
 
-from fmnist_core.data import CLASS_NAMES, NUM_CLASSES
+from fmnist_core.data import CLASS_NAMES, NUM_CLASSES, Dataset, to_model_input
 
 
 @dataclass
@@ -66,6 +67,11 @@ def evaluate_probabilities(probabilities: np.ndarray, labels: np.ndarray) -> Eva
         predicted=predicted,
         confidence=probabilities.max(axis=1),
     )
+
+
+def evaluate_test_set(score: Callable[[np.ndarray], np.ndarray], dataset: Dataset) -> Evaluation:
+    """Score all 10,000 test images with score (model inputs -> probabilities)."""
+    return evaluate_probabilities(score(to_model_input(dataset.x_test)), dataset.y_test)
 
 
 def most_confused_pairs(confusion: list[list[int]], top: int = 5) -> list[tuple[str, str, int]]:

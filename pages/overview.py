@@ -5,8 +5,7 @@ import streamlit as st
 
 from fmnist_core import registry
 from fmnist_core.data import CLASS_NAMES
-from ui.auth import admin_allowed
-from ui.common import format_model_label
+from ui.common import activate_button, format_model_label
 
 st.title(":material/checkroom: Fashion-MNIST workbench")
 st.caption("Explore the dataset, train a CNN while watching it learn, study its mistakes, classify your own photos.")
@@ -65,14 +64,8 @@ if models:
         choice = st.selectbox("Model to activate", usable, key="overview_model_choice",
                               index=usable.index(active_id) if active_id in usable else 0,
                               format_func=lambda model_id: format_model_label(by_id[model_id], active_id))
-        if choice != active_id and admin_allowed("Activating a model", key="overview_activate"):
-            if st.button(f"Make {choice} the active model", key="overview_activate_button", type="primary"):
-                try:
-                    registry.set_active(choice)
-                    st.toast(f"{choice} is now the active model")
-                    st.rerun()
-                except registry.RegistryError as error:
-                    st.error(str(error))
+        if choice != active_id:
+            activate_button(choice, f"Make {choice} the active model", key="overview_activate")
 
 st.divider()
 st.subheader("Where next")

@@ -8,6 +8,7 @@ from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, PRESETS, TrainConfig
 from fmnist_core.models import ARCHITECTURES
 from fmnist_core.train import BATCHES_FILE, read_history
 from ui.auth import admin_allowed
+from ui.common import activate_button
 
 ACTIVE_STATES = jobs.ACTIVE_STATES
 POLL_SECONDS = 1.0
@@ -71,14 +72,8 @@ def show_comparison(status: dict) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if new_id == active_id:
         st.success("This model is the active model.")
-    elif admin_allowed("Activating a model", key="train_activate"):
-        if st.button(f"Activate {new_id}", key="train_activate_button", type="primary"):
-            try:
-                registry.set_active(new_id)
-                st.toast(f"{new_id} is now the active model")
-                st.rerun()
-            except registry.RegistryError as error:
-                st.error(str(error))
+    else:
+        activate_button(new_id, f"Activate {new_id}", key="train_activate")
 
 
 def show_job(status: dict) -> None:

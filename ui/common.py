@@ -9,8 +9,8 @@ import numpy as np
 import streamlit as st
 
 from fmnist_core import registry
-from fmnist_core.data import CLASS_NAMES, Dataset, DatasetError, load_dataset
-from fmnist_core.evaluate import Evaluation, evaluate_probabilities
+from fmnist_core.data import Dataset, DatasetError, load_dataset
+from fmnist_core.evaluate import Evaluation, evaluate_test_set
 from fmnist_core.predict import Classifier
 
 UPLOAD_LIMIT_MB = float(os.environ.get("FMNIST_UPLOAD_LIMIT_MB", "5"))
@@ -55,10 +55,7 @@ def get_classifier(model_id: str | None = None) -> Classifier | None:
 
 @st.cache_resource(max_entries=4, show_spinner="Scoring the 10,000 test images…")
 def _evaluation(model_id: str, models_root: str, stamp: float) -> Evaluation:
-    classifier = _classifier(model_id, models_root, stamp)
-    dataset = _dataset()
-    images = dataset.x_test.astype(np.float32)[..., None] / 255.0
-    return evaluate_probabilities(classifier.probabilities(images), dataset.y_test)
+    return evaluate_test_set(_classifier(model_id, models_root, stamp).probabilities, _dataset())
 
 
 def get_evaluation(model_id: str) -> Evaluation:
@@ -87,6 +84,16 @@ def format_model_label(info: registry.ModelInfo, active_id: str | None) -> str:
     return f"{info.model_id} ({accuracy}){marker}{broken}"
 
 
-def class_options() -> list[str]:
-    """Class names for pickers."""
-    return list(CLASS_NAMES)
+def activate_button(model_id: str, label: str, key: str) -> None:
+    """A button that makes model_id the active model (behind the admin gate), with a clear error."""
+    from ui.auth import admin_allowed
+
+    if not admin_allowed("Activating a model", key=key):
+        return
+    if st.button(label, key=f"{key}_button", type="primary"):
+        try:
+            registry.set_active(model_id)
+            st.toast(f"{model_id} is now the active model")
+            st.rerun()
+        except registry.RegistryError as error:
+            st.error(str(error))
