@@ -85,3 +85,17 @@ def test_multi_device_strategy_trains(dataset, tmp_path, monkeypatch):
     status = json.loads(result.stdout.strip().splitlines()[-1])
     meta = json.loads((tmp_path / "models" / status["model_id"] / "meta.json").read_text())
     assert meta["strategy"] == "MirroredStrategy" and meta["replicas"] == 2
+
+
+def test_saved_model_carries_no_optimizer_state(dataset, tmp_path):
+    import io
+    import zipfile
+
+    import h5py
+
+    config = TrainConfig(architecture="seed-basic", epochs=1, batch_size=64, subset=256, test_subset=100,
+                         validation_split=0.0)
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    archive = zipfile.ZipFile(tmp_path / "models" / status["model_id"] / "model.keras")
+    weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+    assert "optimizer" not in weights, "the registry stores inference weights only"
