@@ -49,7 +49,7 @@ def get_classifier(model_id: str | None = None) -> Classifier | None:
         return _classifier(model_id, str(registry.models_dir()), _model_stamp(model_id))
     except registry.RegistryError as error:
         st.error(f"**No usable model.** {error}")
-        st.page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
+        st.page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
         return None
 
 

@@ -11,9 +11,9 @@ TIMEOUT = 180
 
 
 def open_page(page: str) -> AppTest:
-    """Run app.py switched to pages/<page>.py."""
+    """Run app.py switched to app_pages/<page>.py."""
     app = AppTest.from_file(str(REPO_ROOT / "app.py"), default_timeout=TIMEOUT)
-    app.switch_page(f"pages/{page}.py")
+    app.switch_page(f"app_pages/{page}.py")
     app.run()
     return app
 

@@ -75,8 +75,11 @@ def test_upload_a_photo_shows_prediction_and_model_view(page, app_url, dataset):
     verdict = page.locator('[data-testid="stAlert"]').filter(has_text="confident").first
     verdict.wait_for()
     assert any(name in verdict.inner_text() for name in CLASS_NAMES)
-    assert page.locator('[data-testid="stImage"]').count() >= 3  # photo, model's view, heat map
+    page.locator('[data-testid="stImage"]').nth(2).wait_for()  # photo, model's view, heat map
     assert_no_exception(page)
+    settle(page, 1000)
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / "classify_upload.png"), full_page=True)
 
 
 def test_draw_on_canvas_gives_a_prediction(page, app_url):
@@ -102,6 +105,9 @@ def test_draw_on_canvas_gives_a_prediction(page, app_url):
     verdict.wait_for(timeout=60_000)
     assert any(name in verdict.inner_text() for name in CLASS_NAMES)
     assert_no_exception(page)
+    settle(page, 1000)
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT_DIR / "classify_draw.png"), full_page=True)
 
 
 def test_training_survives_page_switch_and_lands_on_overview(page, app_url):
@@ -117,10 +123,9 @@ def test_training_survives_page_switch_and_lands_on_overview(page, app_url):
     page.locator('[data-testid="stProgress"]').first.wait_for(timeout=60_000)
     page.locator('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]').first.wait_for(
         timeout=120_000)
-    # Leave the page and come back: the job is still there.
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Dataset").click()
-    page.get_by_role("heading", name=PAGES["dataset"]).wait_for()
-    page.locator('[data-testid="stSidebarNav"]').get_by_text("Train", exact=True).click()
+    # Leave the page (a new page load, as when the tab is closed) and come back: the job is still there.
+    open_page(page, app_url, "dataset")
+    page.goto(f"{app_url}/train")
     page.get_by_role("heading", name=PAGES["train"]).wait_for()
     page.get_by_text("running").or_(page.get_by_text("finished")).first.wait_for()
     page.get_by_text("— finished: finished").wait_for(timeout=240_000)
@@ -129,6 +134,5 @@ def test_training_survives_page_switch_and_lands_on_overview(page, app_url):
     model_id = re.search(r"(\d{8}-\d{6}-[\w.-]+)", new_model).group(1)
     open_page(page, app_url, "")
     page.get_by_text("Model registry").wait_for()
-    page.locator('[data-testid="stSelectbox"]').filter(has_text="Model to activate").click()
-    page.get_by_role("option").filter(has_text=model_id).wait_for()
+    page.get_by_text(f"newest: {model_id}").wait_for()
     assert_no_exception(page)

@@ -59,6 +59,7 @@ if models:
     st.dataframe(table, hide_index=True, width="stretch",
                  column_config={"test accuracy": st.column_config.ProgressColumn(format="percent", min_value=0,
                                                                                  max_value=1)})
+    st.caption(f"{len(models)} model(s) in `{registry.models_dir()}`; newest: `{models[0].model_id}`.")
     usable = [info.model_id for info in models if info.ok]
     if usable:
         choice = st.selectbox("Model to activate", usable, key="overview_model_choice",
@@ -70,8 +71,8 @@ if models:
 st.divider()
 st.subheader("Where next")
 links = st.columns(4)
-links[0].page_link("pages/dataset.py", label="Browse the dataset", icon=":material/photo_library:")
-links[1].page_link("pages/train.py", label="Train a model", icon=":material/model_training:")
-links[2].page_link("pages/evaluate.py", label="Study its mistakes", icon=":material/analytics:")
-links[3].page_link("pages/classify.py", label="Classify a photo or drawing", icon=":material/search:")
+links[0].page_link("app_pages/dataset.py", label="Browse the dataset", icon=":material/photo_library:")
+links[1].page_link("app_pages/train.py", label="Train a model", icon=":material/model_training:")
+links[2].page_link("app_pages/evaluate.py", label="Study its mistakes", icon=":material/analytics:")
+links[3].page_link("app_pages/classify.py", label="Classify a photo or drawing", icon=":material/search:")
 st.caption(f"Classes: {', '.join(CLASS_NAMES)}.")
