@@ -44,7 +44,7 @@ def screenshot_is_not_blank(path) -> bool:
 
 
 def product_photo_png(dataset) -> bytes:
-    """A sneaker from the test set drawn as a dark item on an off-white page, 5x larger."""
+    """An ankle boot from the test set drawn as a dark item on an off-white page, 5x larger."""
     item = np.kron(dataset.x_test[0], np.ones((5, 5), np.uint8)).astype(np.float32)
     page_rgb = np.full((200, 200, 3), 240.0)
     page_rgb[30:170, 30:170] -= item[..., None] / 255.0 * 200.0
@@ -70,7 +70,7 @@ def test_every_page_renders_and_is_screenshotted(page, app_url, name):
 def test_upload_a_photo_shows_prediction_and_model_view(page, app_url, dataset):
     open_page(page, app_url, "classify")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
-        files=[{"name": "sneaker.png", "mimeType": "image/png", "buffer": product_photo_png(dataset)}])
+        files=[{"name": "ankle-boot.png", "mimeType": "image/png", "buffer": product_photo_png(dataset)}])
     page.get_by_text("What the model sees (28x28)").first.wait_for(timeout=60_000)
     verdict = page.locator('[data-testid="stAlert"]').filter(has_text="confident").first
     verdict.wait_for()
