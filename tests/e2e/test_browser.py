@@ -37,6 +37,24 @@ def assert_no_exception(page) -> None:
         '[data-testid="stException"]').first.inner_text()
 
 
+def assert_verdict_shown(page) -> None:
+    """The success/warning box naming a class with its confidence appears, and no exception box."""
+    verdict = page.locator('[data-testid="stAlert"]').filter(has_text="confident").first
+    verdict.wait_for(timeout=60_000)
+    assert any(name in verdict.inner_text() for name in CLASS_NAMES)
+    assert_no_exception(page)
+
+
+def save_screenshot(page, name: str):
+    """Let the page finish drawing, check for exceptions, save SCREENSHOT_DIR/<name>.png; returns the path."""
+    settle(page, 1500)
+    assert_no_exception(page)
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOT_DIR / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 def screenshot_is_not_blank(path) -> bool:
     """A rendered page has text and widgets: at least 1 % of pixels clearly differ from the background."""
     pixels = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
@@ -59,11 +77,7 @@ def test_every_page_renders_and_is_screenshotted(page, app_url, name):
     if name == "evaluate":
         page.get_by_text("Confusion matrix").wait_for()
         page.locator('[data-testid="stImage"]').first.wait_for()
-    settle(page, 1500)
-    assert_no_exception(page)
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOT_DIR / f"{name or 'overview'}.png"
-    page.screenshot(path=str(path), full_page=True)
+    path = save_screenshot(page, name or "overview")
     assert screenshot_is_not_blank(path), f"{path} looks blank"
 
 
@@ -72,14 +86,9 @@ def test_upload_a_photo_shows_prediction_and_model_view(page, app_url, dataset):
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         files=[{"name": "ankle-boot.png", "mimeType": "image/png", "buffer": product_photo_png(dataset)}])
     page.get_by_text("What the model sees (28x28)").first.wait_for(timeout=60_000)
-    verdict = page.locator('[data-testid="stAlert"]').filter(has_text="confident").first
-    verdict.wait_for()
-    assert any(name in verdict.inner_text() for name in CLASS_NAMES)
+    assert_verdict_shown(page)
     page.locator('[data-testid="stImage"]').nth(2).wait_for()  # photo, model's view, heat map
-    assert_no_exception(page)
-    settle(page, 1000)
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT_DIR / "classify_upload.png"), full_page=True)
+    save_screenshot(page, "classify_upload")
 
 
 def test_draw_on_canvas_gives_a_prediction(page, app_url):
@@ -101,13 +110,8 @@ def test_draw_on_canvas_gives_a_prediction(page, app_url):
             page.mouse.move(box["x"] + (x0 + (x1 - x0) * t) * box["width"],
                             box["y"] + (y0 + (y1 - y0) * t) * box["height"])
         page.mouse.up()
-    verdict = page.locator('[data-testid="stAlert"]').filter(has_text="confident").first
-    verdict.wait_for(timeout=60_000)
-    assert any(name in verdict.inner_text() for name in CLASS_NAMES)
-    assert_no_exception(page)
-    settle(page, 1000)
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT_DIR / "classify_draw.png"), full_page=True)
+    assert_verdict_shown(page)
+    save_screenshot(page, "classify_draw")
 
 
 def test_training_survives_page_switch_and_lands_on_overview(page, app_url):
