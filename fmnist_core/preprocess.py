@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import BinaryIO
 
 import cv2
@@ -346,7 +345,7 @@ def preprocess(source, *, empty_message: str = "no item found in the image") -> 
     else:
         background = "cluttered"
         mask = grabcut_mask(rgb)
-        border, ring = border_pixels(gray)
+        _, ring = border_pixels(gray)
         item_level = float(np.median(gray[mask])) if mask.any() else 0.0
         negate = float(np.median(ring)) >= item_level
         bright = (255.0 - gray if negate else gray)
@@ -394,11 +393,3 @@ def array_to_image(array: np.ndarray) -> Image.Image:
 def preprocess_drawing(rgba: np.ndarray) -> Preprocessed:
     """A canvas drawing (RGBA, any stroke colour, mostly empty) through the same pipeline."""
     return preprocess(np.asarray(rgba), empty_message="the canvas is empty: draw something")
-
-
-def preprocess_path(path: str | os.PathLike) -> Preprocessed:
-    """preprocess() for a file on disk with a clear error when it does not exist."""
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"no such file: {path}")
-    return preprocess(path)

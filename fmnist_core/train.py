@@ -86,7 +86,7 @@ class RunReporter:
         atomic_write_json(self.run_dir / STATUS_FILE, self.status)
 
 
-def make_callbacks(reporter: RunReporter, steps_per_epoch: int, console: bool):
+def make_callbacks(reporter: RunReporter, steps_per_epoch: int):
     """Keras callbacks: file progress (throttled), per-epoch history, cancel flag."""
     import keras
 
@@ -228,7 +228,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch * config.epochs))
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
-    callbacks, cancel = make_callbacks(reporter, steps_per_epoch, console)
+    callbacks, cancel = make_callbacks(reporter, steps_per_epoch)
     if config.early_stopping_patience and n_val:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.early_stopping_patience,
                                                        restore_best_weights=True))
