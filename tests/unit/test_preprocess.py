@@ -76,6 +76,28 @@ def test_threshold_mask_ignores_noise_and_jpeg_specks():
     assert region.doubts == []
 
 
+def test_pale_part_connected_to_the_item_is_kept_but_a_pale_smudge_alone_is_not():
+    rng = np.random.default_rng(1)
+    gray = np.full((300, 240), 235.0)
+    gray[40:100, 60:180] = 120  # a clearly darker top, like a printed yoke
+    gray[100:260, 60:180] = 225  # the pale body: 10 levels under the page
+    gray[20:60, 200:230] = 225  # an equally pale smudge, not touching the item
+    gray += rng.normal(0, 3, gray.shape)
+    bright = pp.item_bright_on_black(gray, pp.analyse_background(gray))
+    mask = pp.threshold_mask(bright)
+    assert mask[100:260, 60:180].mean() > 0.9
+    assert mask[20:60, 200:230].mean() < 0.1
+    assert mask[270:, :].mean() < 0.01
+
+
+def test_scale_intensities_matches_the_dataset_maximum():
+    image = np.zeros((28, 28))
+    image[10:20, 10:20] = 100.0
+    image[12, 12] = 200.0  # the dataset maps the brightest pixel, not a percentile, to 255
+    scaled = pp.scale_intensities(image)
+    assert scaled[12, 12] == 255 and abs(int(scaled[15, 15]) - 128) <= 1
+
+
 def test_two_separate_objects_are_reported_and_largest_kept():
     mask = np.zeros((100, 200), bool)
     mask[20:80, 10:90] = True
