@@ -180,10 +180,14 @@ def library_versions() -> dict:
 
 
 def inference_copy(model, config: TrainConfig):
-    """The same architecture, uncompiled, with the trained weights: saved without optimizer state (1/3 size)."""
+    """The same architecture, uncompiled, with the trained weights, without the training-only layers.
+
+    Saved without optimizer state (1/3 the size) and without the augmentation layers (they hold no
+    weights and do nothing at inference), so the file holds only the network itself.
+    """
     from fmnist_core.models import build_model
 
-    copy = build_model(config.architecture, augment=config.augmentation)
+    copy = build_model(config.architecture)
     copy.set_weights(model.get_weights())
     return copy
 

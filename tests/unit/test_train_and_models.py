@@ -7,6 +7,7 @@ import pytest
 
 from fmnist_core.config import PRESETS, TrainConfig
 from fmnist_core.models import ARCHITECTURES, build_model
+from fmnist_core.registry import load_model
 from fmnist_core.train import TrainingCancelled, read_history, read_status, request_cancel, train
 
 
@@ -99,3 +100,12 @@ def test_saved_model_carries_no_optimizer_state(dataset, tmp_path):
     archive = zipfile.ZipFile(tmp_path / "models" / status["model_id"] / "model.keras")
     weights = h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
     assert "optimizer" not in weights, "the registry stores inference weights only"
+
+
+def test_saved_model_has_no_training_only_layers(dataset, tmp_path):
+    config = TrainConfig(architecture="seed-basic", epochs=1, batch_size=64, subset=256, test_subset=100,
+                         validation_split=0.0, augmentation=True)
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    model = load_model(status["model_id"], tmp_path / "models")
+    assert not [layer.name for layer in model.layers if layer.name.startswith("augment_")]
+    assert len(model.get_weights()) == len(build_model("seed-basic", augment=True).get_weights())
