@@ -91,9 +91,9 @@ PRESETS: dict[str, TrainConfig] = {
     # standard: the Train page's default. Augmentation did not pay off at this budget (BENCHMARKS.md).
     "standard": TrainConfig(architecture="fmnist-net", epochs=12, batch_size=256, learning_rate=3e-3,
                             augmentation=False, validation_split=0.05, preset="standard"),
-    # best: the shipped model; a wider net, long, with augmentation, all 60,000 images. At 30 epochs it
-    # was still learning (train accuracy 96.5 %, test 94.1 %), so it trains for 45 (BENCHMARKS.md).
-    "best": TrainConfig(architecture="fmnist-wide", epochs=45, batch_size=256, learning_rate=3e-3,
+    # best: the shipped model; a wider net, long, with augmentation, all 60,000 images. 45 epochs scored
+    # 0.09 points higher on the test set but 4 fewer of the 56 real photos, so it stays at 30 (BENCHMARKS.md).
+    "best": TrainConfig(architecture="fmnist-wide", epochs=30, batch_size=256, learning_rate=3e-3,
                         augmentation=True, validation_split=0.0, preset="best"),
 }
 
