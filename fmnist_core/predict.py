@@ -146,9 +146,13 @@ class Classifier:
         return self._grad_cam
 
 
-def flip_averaged(score, images: np.ndarray) -> np.ndarray:
-    """Test-time augmentation: mean of score(images) and score(mirrored images) (N x 28 x 28 x 1)."""
-    return (np.asarray(score(images)) + np.asarray(score(images[:, :, ::-1]))) / 2.0
+def flip_averaged(score, images: np.ndarray, plain: np.ndarray | None = None) -> np.ndarray:
+    """Test-time augmentation: mean of score(images) and score(mirrored images) (N x 28 x 28 x 1).
+
+    plain: score(images) when the caller already has it, so it is not computed again.
+    """
+    plain = np.asarray(score(images)) if plain is None else np.asarray(plain)
+    return (plain + np.asarray(score(images[:, :, ::-1]))) / 2.0
 
 
 def _last_conv_layer(model):

@@ -253,11 +253,13 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         return model.predict(images, batch_size=1000, verbose=0)
 
     test_images = to_model_input(x_test)
-    plain = evaluate_probabilities(score(test_images), y_test)
+    plain_probabilities = score(test_images)
+    plain = evaluate_probabilities(plain_probabilities, y_test)
     # A model trained on mirrored images answers with the mean over the image and its mirror (decided
     # by the recipe, not by peeking at the test score); both figures are recorded.
     tta = config.augmentation
-    evaluation = evaluate_probabilities(flip_averaged(score, test_images), y_test) if tta else plain
+    evaluation = (evaluate_probabilities(flip_averaged(score, test_images, plain_probabilities), y_test)
+                  if tta else plain)
     history = read_history(reporter.run_dir)
     meta = {
         "architecture": config.architecture,
