@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--validation-split", type=float)
     train.add_argument("--augmentation", action=argparse.BooleanOptionalAction, default=None)
+    train.add_argument("--random-erasing", type=float, help="share of images with a random patch erased (0-1)")
     train.add_argument("--patience", type=int, help="early stopping patience in epochs (0 = off)")
     train.add_argument("--seed", type=int)
     train.add_argument("--subset", type=int, help="train on the first N images only")
@@ -76,7 +77,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return preset(args.preset).replace(
         architecture=args.architecture, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_split=args.validation_split, augmentation=args.augmentation,
-        early_stopping_patience=args.patience, seed=args.seed, subset=args.subset, test_subset=args.test_subset)
+        random_erasing=args.random_erasing, early_stopping_patience=args.patience, seed=args.seed, subset=args.subset,
+        test_subset=args.test_subset)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ class TrainConfig:
     learning_rate: float = 3e-3
     validation_split: float = 0.05
     augmentation: bool = False
+    random_erasing: float = 0.0  # with augmentation: the share of images that get a random patch erased
     early_stopping_patience: int = 0  # 0 = off
     seed: int = 42
     subset: int | None = None  # train on the first N training images (fast tests)
@@ -58,6 +59,8 @@ class TrainConfig:
             problems.append(f"learning_rate must be {LEARNING_RATE_RANGE[0]}..{LEARNING_RATE_RANGE[1]}")
         if not VALIDATION_SPLIT_RANGE[0] <= self.validation_split <= VALIDATION_SPLIT_RANGE[1]:
             problems.append(f"validation_split must be {VALIDATION_SPLIT_RANGE[0]}..{VALIDATION_SPLIT_RANGE[1]}")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            problems.append("random_erasing must be 0..1")
         if not 0 <= self.early_stopping_patience <= MAX_PATIENCE:
             problems.append(f"early_stopping_patience must be 0..{MAX_PATIENCE}")
         if self.subset is not None and not 32 <= self.subset <= 60_000:

@@ -228,7 +228,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     steps_per_epoch = int(np.ceil((len(x_train) - n_val) / config.batch_size))
     strategy = pick_strategy()
     with strategy.scope():
-        model = build_model(config.architecture, augment=config.augmentation)
+        model = build_model(config.architecture, augment=config.augmentation, erasing=config.random_erasing)
         optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch * config.epochs))
         model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 

@@ -81,3 +81,11 @@ def test_evaluate_tta_record_updates_meta(registry_dir):
     assert report["tta"] is True and meta["tta"] is True
     assert meta["test_metrics"]["accuracy"] == report["accuracy"]
     assert meta["rescored"]["previous"]["tta"] is False
+
+
+def test_train_overrides_reach_the_config():
+    from fmnist_core.cli import build_parser, train_config_from_args
+
+    args = build_parser().parse_args(["train", "--preset", "best", "--random-erasing", "0.25", "--epochs", "7"])
+    config = train_config_from_args(args)
+    assert (config.preset, config.random_erasing, config.epochs, config.augmentation) == ("best", 0.25, 7, True)

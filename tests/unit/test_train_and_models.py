@@ -37,7 +37,8 @@ def test_presets_are_valid_and_ordered_by_effort():
 
 
 @pytest.mark.parametrize("change", [{"epochs": 0}, {"epochs": 10_000}, {"batch_size": 4}, {"learning_rate": 5.0},
-                                    {"architecture": "resnet-9000"}, {"subset": 5}, {"validation_split": 0.9}])
+                                    {"architecture": "resnet-9000"}, {"subset": 5}, {"validation_split": 0.9},
+                                    {"random_erasing": 1.5}])
 def test_out_of_bounds_configs_are_refused(change):
     with pytest.raises(ValueError, match="invalid training configuration"):
         TrainConfig().replace(**change).validate()
@@ -102,9 +103,20 @@ def test_saved_model_carries_no_optimizer_state(dataset, tmp_path):
     assert "optimizer" not in weights, "the registry stores inference weights only"
 
 
+def test_random_erasing_erases_a_patch_in_training_only():
+    model = build_model("seed-basic", augment=True, erasing=1.0)
+    eraser = model.get_layer("augment_erase")
+    images = np.full((32, 28, 28, 1), 0.5, np.float32)
+    erased = np.asarray(eraser(images, training=True))
+    changed = (erased != 0.5).reshape(32, -1).mean(axis=1)
+    assert (changed > 0).all() and (changed < 0.5).all(), "every image loses one patch, never most of it"
+    assert (np.asarray(eraser(images, training=False)) == 0.5).all()
+    assert "augment_erase" not in [layer.name for layer in build_model("seed-basic", augment=True).layers]
+
+
 def test_saved_model_has_no_training_only_layers(dataset, tmp_path):
     config = TrainConfig(architecture="seed-basic", epochs=1, batch_size=64, subset=256, test_subset=100,
-                         validation_split=0.0, augmentation=True)
+                         validation_split=0.0, augmentation=True, random_erasing=0.5)
     status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
     model = load_model(status["model_id"], tmp_path / "models")
     assert not [layer.name for layer in model.layers if layer.name.startswith("augment_")]
