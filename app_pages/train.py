@@ -142,6 +142,9 @@ def training_form() -> TrainConfig | None:
                                      key=f"aug_{preset_name}")
         subset = middle.number_input("Training images (0 = all 60,000)", 0, 60_000, 0, step=1000,
                                      key=f"subset_{preset_name}")
+        erasing = right.slider("Random erasing", 0.0, 1.0, base.random_erasing, 0.05, key=f"erase_{preset_name}",
+                               help="With augmentation: the share of images that get a random rectangle blanked "
+                                    "out, so the net cannot rely on any one part of the garment.")
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", key="train_start")
     if not submitted:
         return None
@@ -149,6 +152,7 @@ def training_form() -> TrainConfig | None:
         return base.replace(architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
                             learning_rate=float(learning_rate), validation_split=float(validation_split),
                             early_stopping_patience=int(patience), augmentation=bool(augmentation),
+                            random_erasing=float(erasing),
                             subset=int(subset) if subset and subset >= 32 else None).validate()
     except ValueError as error:
         st.error(str(error))

@@ -14,6 +14,7 @@ def fill_tiny_job(app, epochs: int = 1, subset: int = 256):
     app.selectbox(key="arch_quick").set_value("seed-basic")
     app.number_input(key="epochs_quick").set_value(epochs)
     app.number_input(key="subset_quick").set_value(subset)
+    app.slider(key="erase_quick").set_value(0.25)
     return app
 
 
@@ -38,6 +39,7 @@ def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
     assert app.get("progress"), "progress bar visible"
     status = jobs.wait(run_id, timeout=240)
     assert status["state"] == "finished", status
+    assert status["config"]["random_erasing"] == 0.25, "every form field reaches the job"
     app.run()
     assert_clean(app)
     assert any("finished" in str(m.value) for m in app.markdown)
