@@ -26,14 +26,13 @@ def augmentation_layers(max_shift: float = 0.06, erasing: float = 0.0) -> list[k
     return augmenters
 
 
-def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
-    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-    return inputs, inputs
+def _image_input() -> keras.KerasTensor:
+    return keras.Input(shape=INPUT_SHAPE, name="image")
 
 
 def seed_basic() -> keras.Model:
     """The classic tutorial CNN: Conv32 -> Pool -> Conv64 -> Pool -> Dense128 -> Dense10."""
-    inputs, hidden = _inputs()
+    inputs = hidden = _image_input()
     hidden = layers.Conv2D(32, 3, activation="relu")(hidden)
     hidden = layers.MaxPooling2D()(hidden)
     hidden = layers.Conv2D(64, 3, activation="relu", name="last_conv")(hidden)
@@ -46,7 +45,7 @@ def seed_basic() -> keras.Model:
 
 def seed_lenet() -> keras.Model:
     """LeNet-style tutorial net with batch norm and dropout."""
-    inputs, hidden = _inputs()
+    inputs = hidden = _image_input()
     hidden = layers.Conv2D(6, 5, padding="same", activation="relu")(hidden)
     hidden = layers.BatchNormalization()(hidden)
     hidden = layers.MaxPooling2D()(hidden)
@@ -75,7 +74,7 @@ def vgg_bn(widths: tuple[int, ...], depths: tuple[int, ...], dropout: float, nam
     The first stage runs at full 28x28 resolution, where each conv costs 4x a 14x14 one, so it gets
     one conv only: that is where the CPU time goes (measured in BENCHMARKS.md).
     """
-    inputs, hidden = _inputs()
+    inputs = hidden = _image_input()
     for stage, (width, depth) in enumerate(zip(widths, depths)):
         if stage:
             hidden = layers.MaxPooling2D()(hidden)
@@ -96,7 +95,7 @@ def lite_net(widths: tuple[int, int, int] = (16, 64, 128)) -> keras.Model:
     goes, and BN there costs more than the conv); BN convs at 14x14 and 7x7; a flatten head without
     dropout, because three epochs underfit rather than overfit (measured in BENCHMARKS.md).
     """
-    inputs, hidden = _inputs()
+    inputs = hidden = _image_input()
     hidden = layers.Conv2D(widths[0], 3, padding="same", activation="relu")(hidden)
     hidden = layers.MaxPooling2D()(hidden)
     hidden = _conv_bn_relu(hidden, widths[1])
@@ -131,8 +130,7 @@ def build_model(architecture: str, augment: bool = False, erasing: float = 0.0) 
     network = factory()
     if not augment:
         return network
-    inputs = keras.Input(shape=INPUT_SHAPE, name="image")
-    hidden = inputs
+    inputs = hidden = _image_input()
     for layer in augmentation_layers(erasing=erasing):
         hidden = layer(hidden)
     return keras.Model(inputs, network(hidden), name=network.name)
