@@ -77,19 +77,21 @@ def cli_predict(paths: list[Path], model: str | None) -> tuple[list[dict], float
     command = [sys.executable, "-m", "fmnist_core", "predict", "--json", *map(str, paths)]
     if model:
         command += ["--model", model]
-    started = time.perf_counter()
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
-    total = time.perf_counter() - started
-    if completed.returncode not in (0, 2):
-        raise RuntimeError(completed.stderr[-2000:])
-    # Start-up (Python, TensorFlow, model load) measured separately with a single file; it varies by a
-    # second or more from run to run, so the median of three.
-    startups = []
+    # Start-up (Python, TensorFlow, model load) varies by a second or more from run to run, as much as
+    # classifying a few hundred photos takes: so the median of three full runs minus the median of
+    # three single-file runs.
+    totals, startups = [], []
     for _ in range(3):
+        started = time.perf_counter()
+        completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
+        totals.append(time.perf_counter() - started)
+        if completed.returncode not in (0, 2):
+            raise RuntimeError(completed.stderr[-2000:])
         started = time.perf_counter()
         subprocess.run(command[:5] + [str(paths[0])] + command[5 + len(paths):], capture_output=True, env=env,
                        cwd=REPO_ROOT)
         startups.append(time.perf_counter() - started)
+    total = float(np.median(totals))
     return json.loads(completed.stdout), max(0.0, total - float(np.median(startups))) / max(1, len(paths) - 1)
 
 
