@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fmnist_core import registry
+from fmnist_core.config import TrainConfig
 from fmnist_core.data import CLASS_NAMES
 from ui.common import activate_button, format_model_label
 
@@ -39,8 +40,8 @@ else:
     st.caption(
         f"Trained {meta.get('created_at', '?')[:19].replace('T', ' ')} UTC with preset "
         f"**{config.get('preset') or 'custom'}**: {meta.get('epochs_run', config.get('epochs'))} epochs, batch "
-        f"{config.get('batch_size')}, learning rate {config.get('learning_rate')}, augmentation "
-        f"{'on' if config.get('augmentation') else 'off'}; {meta.get('dataset', {}).get('train_images', '?')} "
+        f"{config.get('batch_size')}, learning rate {config.get('learning_rate')}, augmentation: "
+        f"{TrainConfig.from_dict(config).augmentation_summary()}; {meta.get('dataset', {}).get('train_images', '?')} "
         f"training images; TensorFlow {meta.get('versions', {}).get('tensorflow', '?')}.")
 
 st.divider()

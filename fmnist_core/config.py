@@ -71,6 +71,13 @@ class TrainConfig:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
         return self
 
+    def augmentation_summary(self) -> str:
+        """The training-time augmentation in a few words, for people ("off" when there is none)."""
+        if not self.augmentation:
+            return "off"
+        erasing = f", random erasing in {self.random_erasing:.0%} of images" if self.random_erasing else ""
+        return f"flips and shifts{erasing}"
+
     def replace(self, **changes) -> TrainConfig:
         """A copy with some fields changed (None values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

@@ -96,6 +96,18 @@ def test_overview_switches_active_model(registry_dir):
     assert registry.get_active_id() == second
 
 
+def test_overview_says_how_the_active_model_was_augmented(registry_dir):
+    from fmnist_core.predict import Classifier
+
+    meta = registry.read_meta(registry.get_active_id())
+    config = {**meta["config"], "augmentation": True, "random_erasing": 0.5}
+    erased = registry.save_model(Classifier.load().model, {**meta, "config": config})
+    registry.set_active(erased)
+    app = open_page("overview")
+    assert_clean(app)
+    assert "augmentation: flips and shifts, random erasing in 50% of images" in texts(app)
+
+
 def test_drawing_canvas_output_is_classified(registry_dir):
     """The canvas returns RGBA with a mostly empty frame; the same pipeline handles it."""
     from fmnist_core.predict import Classifier

@@ -103,6 +103,12 @@ def test_saved_model_carries_no_optimizer_state(dataset, tmp_path):
     assert "optimizer" not in weights, "the registry stores inference weights only"
 
 
+def test_augmentation_summary_names_what_was_used():
+    assert TrainConfig(augmentation=False, random_erasing=0.5).augmentation_summary() == "off"
+    assert TrainConfig(augmentation=True).augmentation_summary() == "flips and shifts"
+    assert "random erasing in 50% of images" in PRESETS["best"].augmentation_summary()
+
+
 def test_random_erasing_erases_a_patch_in_training_only():
     model = build_model("seed-basic", augment=True, erasing=1.0)
     eraser = model.get_layer("augment_erase")
