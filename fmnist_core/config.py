@@ -61,6 +61,8 @@ class TrainConfig:
             problems.append(f"validation_split must be {VALIDATION_SPLIT_RANGE[0]}..{VALIDATION_SPLIT_RANGE[1]}")
         if not 0.0 <= self.random_erasing <= 1.0:
             problems.append("random_erasing must be 0..1")
+        elif self.random_erasing and not self.augmentation:
+            problems.append("random_erasing is part of the augmentation: turn augmentation on, or set it to 0")
         if not 0 <= self.early_stopping_patience <= MAX_PATIENCE:
             problems.append(f"early_stopping_patience must be 0..{MAX_PATIENCE}")
         if self.subset is not None and not 32 <= self.subset <= 60_000:

@@ -14,6 +14,7 @@ def fill_tiny_job(app, epochs: int = 1, subset: int = 256):
     app.selectbox(key="arch_quick").set_value("seed-basic")
     app.number_input(key="epochs_quick").set_value(epochs)
     app.number_input(key="subset_quick").set_value(subset)
+    app.checkbox(key="aug_quick").check()
     app.slider(key="erase_quick").set_value(0.25)
     return app
 
@@ -78,3 +79,12 @@ def test_cancel_button_stops_the_job(registry_dir):
     assert {info.model_id for info in registry.list_models()} == before
     app.run()
     assert any("cancelled" in w.value for w in app.warning)
+
+
+def test_erasing_without_augmentation_is_explained_and_starts_nothing(registry_dir):
+    app = fill_tiny_job(open_page("train"))
+    app.checkbox(key="aug_quick").uncheck()
+    app.button(key="train_start").click().run()
+    assert_clean(app)
+    assert any("turn augmentation on" in e.value for e in app.error)
+    assert jobs.current_run_id() is None

@@ -38,7 +38,7 @@ def test_presets_are_valid_and_ordered_by_effort():
 
 @pytest.mark.parametrize("change", [{"epochs": 0}, {"epochs": 10_000}, {"batch_size": 4}, {"learning_rate": 5.0},
                                     {"architecture": "resnet-9000"}, {"subset": 5}, {"validation_split": 0.9},
-                                    {"random_erasing": 1.5}])
+                                    {"random_erasing": 1.5}, {"augmentation": False, "random_erasing": 0.5}])
 def test_out_of_bounds_configs_are_refused(change):
     with pytest.raises(ValueError, match="invalid training configuration"):
         TrainConfig().replace(**change).validate()
