@@ -20,3 +20,15 @@ def test_bench_quick_mode(tmp_path):
         assert row["latency_array_ms"]["median"] > 0 and row["peak_rss_mb"] > 0
     assert (tmp_path / "train_quick.png").stat().st_size > 1000
     assert "| baseline |" in result.stdout and "x baseline time" in result.stdout
+
+
+def test_inference_bench_measures_a_registry_model(registry_dir, tmp_path):
+    from bench.inference import main
+
+    out = tmp_path / "inference.json"
+    assert main(["--calls", "3", "--photos", "4", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["model"] and report["params"] > 0
+    assert 0 < report["eval_10k_seconds"]["tta_false"] and 0 < report["eval_10k_seconds"]["tta_true"]
+    for figure in ("latency_array_ms", "latency_photo_ms", "page_upload_ms"):
+        assert 0 < report[figure]["median"] <= report[figure]["p95"]

@@ -1,0 +1,91 @@
+"""Inference figures of a registry model (the shipped, active one by default), without training anything.
+
+    python -m bench.inference [--model ID]        # writes bench/results/inference.json
+
+The training benchmark (bench.run) times the models it trains; the shipped model is trained once, by the
+`best` preset, so its inference speed is measured here: the 10,000 test images with and without flip TTA,
+one 28x28 image, one 400x400 product JPEG, a Classify-page upload with its heat map, and a batch of photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.worker import latency_ms, product_photo
+from fmnist_core.config import REPO_ROOT
+from fmnist_core.data import load_dataset, to_model_input
+
+
+def median_seconds(function, repeats: int = 3) -> float:
+    """Median wall time of a few calls, after a warm-up call."""
+    function()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return float(np.median(samples))
+
+
+def measure(model_id: str | None, calls: int, photos: int) -> dict:
+    """All the figures for one model, as a dict."""
+    from fmnist_core.predict import Classifier
+
+    dataset = load_dataset()
+    x_test = to_model_input(dataset.x_test)
+    classifier = Classifier.load(model_id)
+    rng = np.random.default_rng(0)
+    jpegs = [product_photo(dataset.x_test[i], rng) for i in range(photos)]
+
+    def page_upload():  # what the Classify page does server-side for one upload
+        prediction = classifier.classify_image(jpegs[1])
+        classifier.grad_cam(prediction.preprocessed.image, prediction.class_index)
+
+    eval_seconds = {f"tta_{tta}".lower(): round(median_seconds(lambda tta=tta: classifier.probabilities(x_test, tta=tta)), 2)
+                    for tta in (True, False)}
+    classifier.classify_many(jpegs[:8])  # warm the thread pool
+    started = time.perf_counter()
+    classifier.classify_many(jpegs)
+    batch_ms = (time.perf_counter() - started) * 1000 / len(jpegs)
+    return {
+        "model": classifier.model_id, "tta": classifier.tta, "params": int(classifier.model.count_params()),
+        "eval_10k_seconds": eval_seconds,
+        "latency_array_ms": latency_ms(lambda: classifier.classify_array(dataset.x_test[0]), calls),
+        "latency_photo_ms": latency_ms(lambda: classifier.classify_image(jpegs[0]), calls),
+        "page_upload_ms": latency_ms(page_upload, min(calls, 100)),
+        "batch_photo_ms_per_image": round(batch_ms, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print a Markdown row."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="model id (default: the active model)")
+    parser.add_argument("--calls", type=int, default=200, help="single calls per latency figure")
+    parser.add_argument("--photos", type=int, default=200, help="photos in the batch figure")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "inference.json")
+    args = parser.parse_args(argv)
+    result = measure(args.model, args.calls, args.photos)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print("| model | params | eval 10k, flip TTA / plain (s) | 1 image (ms, median / p95) | 400px photo (ms) "
+          "| Classify page upload incl. heat map (ms) | batch of photos (ms/image) | peak RSS (MB) |\n"
+          "|---|---|---|---|---|---|---|---|")
+    print(f"| {result['model']} | {result['params']:,} | {result['eval_10k_seconds']['tta_true']:.2f} / "
+          f"{result['eval_10k_seconds']['tta_false']:.2f} | {result['latency_array_ms']['median']:.1f} / "
+          f"{result['latency_array_ms']['p95']:.1f} | {result['latency_photo_ms']['median']:.1f} "
+          f"| {result['page_upload_ms']['median']:.0f} | {result['batch_photo_ms_per_image']:.1f} "
+          f"| {result['peak_rss_mb']:.0f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
