@@ -23,17 +23,6 @@ from fmnist_core.config import REPO_ROOT
 from fmnist_core.data import load_dataset, to_model_input
 
 
-def median_seconds(function, repeats: int = 3) -> float:
-    """Median wall time of a few calls, after a warm-up call."""
-    function()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - started)
-    return float(np.median(samples))
-
-
 def measure(model_id: str | None, calls: int, photos: int) -> dict:
     """All the figures for one model, as a dict."""
     from fmnist_core.predict import Classifier
@@ -48,7 +37,8 @@ def measure(model_id: str | None, calls: int, photos: int) -> dict:
         prediction = classifier.classify_image(jpegs[1])
         classifier.grad_cam(prediction.preprocessed.image, prediction.class_index)
 
-    eval_seconds = {f"tta_{tta}".lower(): round(median_seconds(lambda tta=tta: classifier.probabilities(x_test, tta=tta)), 2)
+    eval_seconds = {f"tta_{tta}".lower(): round(latency_ms(lambda tta=tta: classifier.probabilities(x_test, tta=tta),
+                                                           3)["median"] / 1000, 2)
                     for tta in (True, False)}
     classifier.classify_many(jpegs[:8])  # warm the thread pool
     started = time.perf_counter()

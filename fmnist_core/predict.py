@@ -178,9 +178,9 @@ def folded_batch_norm(model):
     from keras import layers
 
     chain = model.layers[1:]
-    if not any(isinstance(layer, layers.BatchNormalization) for layer in chain) or not all(
-            len(layer._inbound_nodes) == 1 for layer in chain):
+    if not any(isinstance(layer, layers.BatchNormalization) for layer in chain):
         return model
+    # Rebuilt as a chain in layer order; a graph that is not one fails to rebuild or fails the check below.
     try:
         inputs = hidden = keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
         index = 0

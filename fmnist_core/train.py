@@ -255,8 +255,8 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     test_images = to_model_input(x_test)
     plain_probabilities = score(test_images)
     plain = evaluate_probabilities(plain_probabilities, y_test)
-    # A model trained on mirrored images answers with the mean over the image and its mirror (decided
-    # by the recipe, not by peeking at the test score); both figures are recorded.
+    # A model trained on mirrored images answers, where it is unsure, with the mean over the image and its
+    # mirror, as the app does (decided by the recipe, not by peeking at the test score); both figures are recorded.
     tta = config.augmentation
     evaluation = (evaluate_probabilities(flip_averaged(score, test_images, plain_probabilities), y_test)
                   if tta else plain)
