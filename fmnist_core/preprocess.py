@@ -208,6 +208,16 @@ def analyse_background(gray: np.ndarray) -> Background:
     return Background(plane, float(high - low), item_darker, light)
 
 
+def item_darker_than(gray: np.ndarray, mask: np.ndarray, surroundings: float) -> bool:
+    """Whether the masked item's median grey is at or below the surroundings' level (then it is negated).
+
+    Used once the item's mask is known (transparency, GrabCut); on a plain page, before there is a mask,
+    analyse_background decides the same question from which way the clear deviations from the page go.
+    """
+    item_level = float(np.median(gray[mask])) if mask.any() else 0.0
+    return item_level <= surroundings
+
+
 def item_bright_on_black(gray: np.ndarray, background: Background) -> np.ndarray:
     """Negate when the item is darker than its page, subtract the (possibly uneven) page level, clip at 0."""
     if background.item_darker:
@@ -361,10 +371,9 @@ def preprocess(source, *, empty_message: str = "no item found in the image") -> 
     if alpha is not None:
         background = "transparent"
         mask = alpha > 0.05  # soft edges and faint parts of the item are part of it
-        # Contrast the item with its background: a dark item is negated (as on a white page), a
-        # light one kept (as on black); either way it ends up bright on black.
-        item_level = float(np.median(gray[mask])) if mask.any() else 0.0
-        bright = (255.0 - gray if item_level < 128 else gray) * alpha
+        # No page to compare with: a dark item is negated (as on a white page), a light one kept (as on
+        # black); either way it ends up bright on black.
+        bright = (255.0 - gray if item_darker_than(gray, mask, 128.0) else gray) * alpha
         steps.append(("transparency as mask", _u8(alpha * 255)))
     elif (page := analyse_background(gray)).plain:
         background = "light" if page.light else "dark"
@@ -374,11 +383,8 @@ def preprocess(source, *, empty_message: str = "no item found in the image") -> 
     else:
         background = "cluttered"
         mask = grabcut_mask(rgb)
-        _, ring = border_pixels(gray)
-        item_level = float(np.median(gray[mask])) if mask.any() else 0.0
-        negate = float(np.median(ring)) >= item_level
-        bright = (255.0 - gray if negate else gray)
-        bright = np.where(mask, bright, 0.0)
+        surroundings = float(np.median(border_pixels(gray)[1]))
+        bright = np.where(mask, 255.0 - gray if item_darker_than(gray, mask, surroundings) else gray, 0.0)
         steps.append(("grayscale, item cut out (GrabCut)", _u8(bright)))
         doubts.append("busy background: the item was cut out automatically and may be incomplete")
 

@@ -56,6 +56,15 @@ def test_dark_background_is_kept():
     assert pp.item_bright_on_black(gray, page)[150, 120] > 190
 
 
+def test_item_darker_than_compares_the_masked_median_with_the_surroundings():
+    gray = np.full((10, 10), 200.0)
+    gray[3:7, 3:7] = 40.0
+    mask = gray < 100
+    assert pp.item_darker_than(gray, mask, surroundings=200.0)  # dark item on a light page: negate
+    assert not pp.item_darker_than(gray, mask, surroundings=10.0)  # the same item on black: keep
+    assert pp.item_darker_than(gray, np.zeros_like(mask), surroundings=0.0)  # no item: nothing to keep bright
+
+
 def test_uneven_background_gradient_is_removed():
     gray = dark_item_on_page().astype(np.float32)
     gray += np.linspace(-25, 15, gray.shape[1])[None, :]  # lit from one side
