@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fmnist_core.config import PRESETS, TrainConfig, preset, runs_dir
+from fmnist_core.config import PRESETS, TTA_MODES, TrainConfig, preset, runs_dir
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
 
@@ -48,8 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="test-set metrics of a registry model")
     evaluate.add_argument("--model", help="model id (default: the active model)")
     evaluate.add_argument("--json", action="store_true")
-    evaluate.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                          help="average with mirrored images (default: as recorded in the model's meta.json)")
+    evaluate.add_argument("--tta", choices=TTA_MODES, default=None,
+                          help="test-time augmentation: off, the mirror image, or mirror and one-pixel shifts "
+                               "(default: as recorded in the model's meta.json)")
     evaluate.add_argument("--record", action="store_true",
                           help="write these test metrics and the TTA choice into the model's meta.json")
 
@@ -106,7 +107,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a registry model on the full test set."""
     from fmnist_core.data import CLASS_NAMES, load_dataset
     from fmnist_core.evaluate import evaluate_test_set
-    from fmnist_core.predict import Classifier
+    from fmnist_core.predict import Classifier, tta_mode
 
     classifier = Classifier.load(args.model)
     dataset = load_dataset(args.data_dir)
@@ -118,7 +119,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from fmnist_core import registry
 
         meta = classifier.meta
-        previous = {"accuracy": meta.get("test_metrics", {}).get("accuracy"), "tta": bool(meta.get("tta"))}
+        previous = {"accuracy": meta.get("test_metrics", {}).get("accuracy"), "tta": tta_mode(meta.get("tta"))}
         registry.update_meta(classifier.model_id, {"test_metrics": evaluation.summary(), "tta": tta,
                                                    "rescored": {"previous": previous, "tta": tta}})
     if args.json:

@@ -15,6 +15,9 @@ BATCH_SIZE_RANGE = (8, 1024)
 LEARNING_RATE_RANGE = (1e-5, 0.1)
 VALIDATION_SPLIT_RANGE = (0.0, 0.5)
 MAX_PATIENCE = 50
+# Test-time augmentation, as recorded in a model's meta.json: none; the image and its mirror image; or
+# both of those and each moved one pixel up, down, left and right (10 views), like the training shifts.
+TTA_MODES = ("off", "flip", "flip+shift")
 
 
 def models_dir() -> Path:

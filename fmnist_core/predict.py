@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_core import registry
+from fmnist_core.config import TTA_MODES
 from fmnist_core.data import CLASS_NAMES, IMAGE_SIZE
 from fmnist_core.preprocess import Preprocessed, preprocess
 
 LOW_CONFIDENCE = 0.6  # below this top probability the answer is flagged as unsure
-# Flip TTA mirrors only images whose plain top probability is below this: for the others the mirror cannot
-# move the answer (on the shipped model the 10,000 test images score the same with 8 % of them mirrored as
-# with all of them, BENCHMARKS.md), and mirroring everything doubled the test set's evaluation time.
+# TTA scores extra views only of images whose plain top probability is below this: for the others they
+# cannot move the answer (on the shipped model the 10,000 test images score the same with 8 % of them
+# augmented as with all of them, BENCHMARKS.md), and augmenting everything multiplies the evaluation time.
 TTA_BELOW = 0.8
 
 
@@ -73,17 +74,18 @@ class Classifier:
         return cls(registry.load_model(model_id, root), model_id, meta)
 
     @property
-    def tta(self) -> bool:
-        """Whether this model's answers average the image and its mirror image (recorded in meta.json)."""
-        return bool(self.meta.get("tta"))
+    def tta(self) -> str:
+        """This model's test-time augmentation, one of TTA_MODES (recorded in meta.json)."""
+        return tta_mode(self.meta.get("tta"))
 
-    def probabilities(self, images: np.ndarray, batch_size: int = 2000, tta: bool | None = None) -> np.ndarray:
-        """Class probabilities for float32 N x 28 x 28 x 1 inputs in [0, 1] (flip-averaged when tta)."""
+    def probabilities(self, images: np.ndarray, batch_size: int = 2000, tta: str | bool | None = None) -> np.ndarray:
+        """Class probabilities for float32 N x 28 x 28 x 1 inputs in [0, 1] (TTA: the model's own by default)."""
         images = np.asarray(images, dtype=np.float32)
         if images.ndim == 3:
             images = images[..., None]
-        if self.tta if tta is None else tta:
-            return flip_averaged(lambda batch: self.probabilities(batch, batch_size, tta=False), images)
+        mode = self.tta if tta is None else tta_mode(tta)
+        if mode != "off":
+            return tta_averaged(lambda batch: self.probabilities(batch, batch_size, tta="off"), images, mode)
         outputs = [np.asarray(self._forward(images[start:start + batch_size]))
                    for start in range(0, len(images), batch_size)]
         return np.concatenate(outputs) if outputs else np.zeros((0, len(CLASS_NAMES)), np.float32)
@@ -152,18 +154,48 @@ class Classifier:
         return self._grad_cam
 
 
-def flip_averaged(score, images: np.ndarray, plain: np.ndarray | None = None,
-                  below: float | None = TTA_BELOW) -> np.ndarray:
-    """Test-time augmentation: mean of score(images) and score(mirrored images) (N x 28 x 28 x 1).
+def tta_mode(value: str | bool | None) -> str:
+    """A TTA setting as one of TTA_MODES; older meta.json files recorded True (flip) or False (off)."""
+    if value is True:
+        return "flip"
+    if value is False or value is None:
+        return "off"
+    if value in TTA_MODES:
+        return value
+    raise ValueError(f"unknown test-time augmentation {value!r} (choose from {', '.join(TTA_MODES)})")
 
-    plain: score(images) when the caller already has it, so it is not computed again. below: mirror only
+
+def shifted(images: np.ndarray, down: int, right: int) -> np.ndarray:
+    """N x H x W x C images moved by whole pixels, the uncovered edge black (as RandomTranslation fills it)."""
+    height, width = images.shape[1:3]
+    padded = np.pad(images, ((0, 0), (abs(down),) * 2, (abs(right),) * 2, (0, 0)))
+    top, left = abs(down) - down, abs(right) - right
+    return padded[:, top:top + height, left:left + width]
+
+
+def tta_views(images: np.ndarray, mode: str) -> list[np.ndarray]:
+    """The views TTA scores besides the images themselves (N x 28 x 28 x 1 each)."""
+    mirrored = np.ascontiguousarray(images[:, :, ::-1])
+    if mode == "flip":
+        return [mirrored]
+    moves = ((-1, 0), (1, 0), (0, -1), (0, 1))
+    return [mirrored] + [shifted(view, down, right) for view in (images, mirrored) for down, right in moves]
+
+
+def tta_averaged(score, images: np.ndarray, mode: str = "flip", plain: np.ndarray | None = None,
+                 below: float | None = TTA_BELOW) -> np.ndarray:
+    """Test-time augmentation: the mean of score() over the images and their tta_views (N x 28 x 28 x 1).
+
+    plain: score(images) when the caller already has it, so it is not computed again. below: augment only
     the images whose plain top probability is under it (None: all); the others keep their plain scores.
     """
     plain = np.asarray(score(images)) if plain is None else np.asarray(plain)
     unsure = np.ones(len(plain), bool) if below is None else plain.max(axis=1) < below
     averaged = plain.copy()
-    if unsure.any():
-        averaged[unsure] = (plain[unsure] + np.asarray(score(np.ascontiguousarray(images[unsure][:, :, ::-1])))) / 2.0
+    if mode != "off" and unsure.any():
+        views = tta_views(images[unsure], mode)
+        scores = np.asarray(score(np.concatenate(views))).reshape(len(views), int(unsure.sum()), -1)
+        averaged[unsure] = (plain[unsure] + scores.sum(axis=0)) / (len(views) + 1)
     return averaged
 
 

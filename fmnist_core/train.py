@@ -212,7 +212,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
 
     from fmnist_core.evaluate import evaluate_probabilities
     from fmnist_core.models import build_model
-    from fmnist_core.predict import flip_averaged
+    from fmnist_core.predict import tta_averaged
 
     dataset = dataset or load_dataset()
     keras.utils.set_random_seed(config.seed)
@@ -257,9 +257,9 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     plain = evaluate_probabilities(plain_probabilities, y_test)
     # A model trained on mirrored images answers, where it is unsure, with the mean over the image and its
     # mirror, as the app does (decided by the recipe, not by peeking at the test score); both figures are recorded.
-    tta = config.augmentation
-    evaluation = (evaluate_probabilities(flip_averaged(score, test_images, plain_probabilities), y_test)
-                  if tta else plain)
+    tta = "flip" if config.augmentation else "off"
+    evaluation = (evaluate_probabilities(tta_averaged(score, test_images, tta, plain_probabilities), y_test)
+                  if tta != "off" else plain)
     history = read_history(reporter.run_dir)
     meta = {
         "architecture": config.architecture,

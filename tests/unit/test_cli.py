@@ -74,13 +74,15 @@ def test_evaluate_tta_record_updates_meta(registry_dir):
     from fmnist_core import registry
 
     model_id = registry.get_active_id(registry_dir)
-    result = run_cli("evaluate", "--tta", "--record", "--json", env_root=registry_dir)
+    result = run_cli("evaluate", "--tta", "flip+shift", "--record", "--json", env_root=registry_dir)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     meta = registry.read_meta(model_id, registry_dir)
-    assert report["tta"] is True and meta["tta"] is True
+    assert report["tta"] == "flip+shift" and meta["tta"] == "flip+shift"
     assert meta["test_metrics"]["accuracy"] == report["accuracy"]
-    assert meta["rescored"]["previous"]["tta"] is False
+    assert meta["rescored"]["previous"]["tta"] == "off"
+    refused = run_cli("evaluate", "--tta", "sideways", env_root=registry_dir)
+    assert refused.returncode != 0 and "invalid choice" in refused.stderr
 
 
 def test_train_overrides_reach_the_config():

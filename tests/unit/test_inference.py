@@ -1,12 +1,13 @@
-"""Inference shortcuts give the same answers: batch norm folded into convolutions, flips only when unsure."""
+"""Inference shortcuts give the same answers (batch norm folded into convolutions); TTA views and when they are used."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from keras import layers
 
 from fmnist_core.models import build_model
-from fmnist_core.predict import flip_averaged, folded_batch_norm
+from fmnist_core.predict import folded_batch_norm, shifted, tta_averaged, tta_mode, tta_views
 
 
 def randomised_batch_norm(model):
@@ -46,10 +47,47 @@ def test_flip_tta_mirrors_only_the_unsure_images():
         return np.full((len(batch), 10), 0.1, np.float32) + np.eye(10, dtype=np.float32)[[5]] * 0.5
 
     images = np.zeros((2, 28, 28, 1), np.float32)
-    result = flip_averaged(score, images, plain)
+    result = tta_averaged(score, images, "flip", plain)
     assert mirrored_batches == [1], "only the unsure image is mirrored"
     np.testing.assert_allclose(result[0], plain[0])
     assert result[1].argmax() == 5
-    everything = flip_averaged(score, images, plain, below=None)
+    everything = tta_averaged(score, images, "flip", plain, below=None)
     assert mirrored_batches[-1] == 2, "below=None mirrors every image"
     np.testing.assert_allclose(everything[0], (plain[0] + score(images[:1])[0]) / 2)
+
+
+def test_shifted_moves_by_one_pixel_and_fills_black():
+    images = np.zeros((1, 5, 5, 1), np.float32)
+    images[0, 2, 2, 0] = 1.0
+    assert shifted(images, 1, 0)[0, 3, 2, 0] == 1.0 and shifted(images, -1, 0)[0, 1, 2, 0] == 1.0
+    assert shifted(images, 0, 1)[0, 2, 3, 0] == 1.0 and shifted(images, 0, -1)[0, 2, 1, 0] == 1.0
+    edge = np.ones((1, 5, 5, 1), np.float32)
+    assert shifted(edge, 1, 0)[0, 0].sum() == 0 and shifted(edge, 1, 0)[0, 1:].min() == 1.0
+
+
+def test_flip_and_shift_tta_scores_ten_views_of_each_unsure_image():
+    images = np.random.default_rng(3).random((2, 28, 28, 1), np.float32)
+    views = tta_views(images, "flip+shift")
+    assert len(views) == 9 and all(view.shape == images.shape for view in views)
+    np.testing.assert_array_equal(views[0], images[:, :, ::-1])
+    calls = []
+
+    def score(batch):  # the mean brightness as the probability of class 0: the average is checkable
+        calls.append(len(batch))
+        brightness = batch.mean(axis=(1, 2, 3))
+        return np.stack([brightness, 1 - brightness] + [np.zeros_like(brightness)] * 8, axis=1)
+
+    plain = score(images)
+    plain[0] = np.eye(10)[1]  # the first image is sure: it keeps its plain score
+    result = tta_averaged(score, images, "flip+shift", plain)
+    assert calls[-1] == 9, "nine extra views of the one unsure image, scored in one batch"
+    np.testing.assert_allclose(result[0], plain[0])
+    expected = np.mean([images[1].mean()] + [view[1].mean() for view in views])
+    assert result[1][0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_tta_mode_reads_old_and_new_meta_values():
+    assert tta_mode(True) == "flip" and tta_mode(False) == "off" and tta_mode(None) == "off"
+    assert tta_mode("flip+shift") == "flip+shift"
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        tta_mode("sideways")
