@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fmnist_core import registry
-from fmnist_core.config import TrainConfig
+from fmnist_core.config import TrainConfig, tta_summary
 from fmnist_core.data import CLASS_NAMES
 from ui.common import activate_button, format_model_label
 
@@ -28,7 +28,10 @@ else:
     config = meta.get("config", {})
     st.subheader(f"Active model: `{active_id}`")
     columns = st.columns(5)
-    columns[0].metric("Test accuracy", f"{metrics.get('accuracy', 0):.2%}")
+    plain_accuracy = meta.get("test_metrics_without_tta", {}).get("accuracy")
+    columns[0].metric("Test accuracy", f"{metrics.get('accuracy', 0):.2%}",
+                      help=f"Test-time augmentation: {tta_summary(meta.get('tta'))}."
+                      + (f" Without it: {plain_accuracy:.2%}." if plain_accuracy and meta.get("tta") else ""))
     columns[1].metric("Test loss", f"{metrics.get('loss', 0):.3f}")
     columns[2].metric("Architecture", meta.get("architecture", "?"))
     columns[3].metric("Parameters", f"{meta.get('params', 0):,}")
@@ -42,7 +45,8 @@ else:
         f"**{config.get('preset') or 'custom'}**: {meta.get('epochs_run', config.get('epochs'))} epochs, batch "
         f"{config.get('batch_size')}, learning rate {config.get('learning_rate')}, augmentation: "
         f"{TrainConfig.from_dict(config).augmentation_summary()}; {meta.get('dataset', {}).get('train_images', '?')} "
-        f"training images; TensorFlow {meta.get('versions', {}).get('tensorflow', '?')}.")
+        f"training images; TensorFlow {meta.get('versions', {}).get('tensorflow', '?')}. Test-time augmentation: "
+        f"{tta_summary(meta.get('tta'))}.")
 
 st.divider()
 st.subheader("Model registry")

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fmnist_core.config import PRESETS, TTA_MODES, TrainConfig, preset, runs_dir
+from fmnist_core.config import PRESETS, TTA_MODES, TrainConfig, preset, runs_dir, tta_mode
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
 
@@ -107,7 +107,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a registry model on the full test set."""
     from fmnist_core.data import CLASS_NAMES, load_dataset
     from fmnist_core.evaluate import evaluate_test_set
-    from fmnist_core.predict import Classifier, tta_mode
+    from fmnist_core.predict import Classifier
 
     classifier = Classifier.load(args.model)
     dataset = load_dataset(args.data_dir)

@@ -30,6 +30,28 @@ def runs_dir() -> Path:
     return Path(os.environ.get("FMNIST_RUNS_DIR", REPO_ROOT / "runs"))
 
 
+def tta_mode(value: str | bool | None) -> str:
+    """A TTA setting as one of TTA_MODES; older meta.json files recorded True (flip) or False (off)."""
+    if value is True:
+        return "flip"
+    if value is False or value is None:
+        return "off"
+    if value in TTA_MODES:
+        return value
+    raise ValueError(f"unknown test-time augmentation {value!r} (choose from {', '.join(TTA_MODES)})")
+
+
+def tta_summary(value: str | bool | None) -> str:
+    """A model's test-time augmentation in a few words, for people (an unknown value is named, not raised)."""
+    try:
+        mode = tta_mode(value)
+    except ValueError:
+        return f"unknown ({value!r})"
+    return {"off": "none", "flip": "the mirror image averaged in where the model is unsure",
+            "flip+shift": "the mirror image and one-pixel shifts (10 views) averaged in where the model is unsure",
+            }[mode]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides how a model is trained; stored in every model's meta.json."""

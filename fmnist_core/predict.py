@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_core import registry
-from fmnist_core.config import TTA_MODES
+from fmnist_core.config import tta_mode
 from fmnist_core.data import CLASS_NAMES, IMAGE_SIZE
 from fmnist_core.preprocess import Preprocessed, preprocess
 
@@ -152,17 +152,6 @@ class Classifier:
 
             self._grad_cam = compute
         return self._grad_cam
-
-
-def tta_mode(value: str | bool | None) -> str:
-    """A TTA setting as one of TTA_MODES; older meta.json files recorded True (flip) or False (off)."""
-    if value is True:
-        return "flip"
-    if value is False or value is None:
-        return "off"
-    if value in TTA_MODES:
-        return value
-    raise ValueError(f"unknown test-time augmentation {value!r} (choose from {', '.join(TTA_MODES)})")
 
 
 def shifted(images: np.ndarray, down: int, right: int) -> np.ndarray:

@@ -101,11 +101,12 @@ def test_overview_says_how_the_active_model_was_augmented(registry_dir):
 
     meta = registry.read_meta(registry.get_active_id())
     config = {**meta["config"], "augmentation": True, "random_erasing": 0.5}
-    erased = registry.save_model(Classifier.load().model, {**meta, "config": config})
+    erased = registry.save_model(Classifier.load().model, {**meta, "config": config, "tta": "flip+shift"})
     registry.set_active(erased)
     app = open_page("overview")
     assert_clean(app)
     assert "augmentation: flips and shifts, random erasing in 50% of images" in texts(app)
+    assert "Test-time augmentation: the mirror image and one-pixel shifts" in texts(app)
 
 
 def test_drawing_canvas_output_is_classified(registry_dir):

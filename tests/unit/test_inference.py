@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from keras import layers
 
+from fmnist_core.config import tta_mode, tta_summary
 from fmnist_core.models import build_model
-from fmnist_core.predict import folded_batch_norm, shifted, tta_averaged, tta_mode, tta_views
+from fmnist_core.predict import folded_batch_norm, shifted, tta_averaged, tta_views
 
 
 def randomised_batch_norm(model):
@@ -89,5 +90,7 @@ def test_flip_and_shift_tta_scores_ten_views_of_each_unsure_image():
 def test_tta_mode_reads_old_and_new_meta_values():
     assert tta_mode(True) == "flip" and tta_mode(False) == "off" and tta_mode(None) == "off"
     assert tta_mode("flip+shift") == "flip+shift"
+    assert tta_summary(True) != tta_summary("flip+shift") and tta_summary(False) == "none"
+    assert tta_summary("sideways") == "unknown ('sideways')"
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
         tta_mode("sideways")
