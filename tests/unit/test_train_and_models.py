@@ -7,7 +7,7 @@ import pytest
 
 from fmnist_core.config import PRESETS, TrainConfig
 from fmnist_core.models import ARCHITECTURES, build_model
-from fmnist_core.registry import load_model
+from fmnist_core.registry import load_model, read_meta
 from fmnist_core.train import TrainingCancelled, read_history, read_status, request_cancel, train
 
 
@@ -127,3 +127,6 @@ def test_saved_model_has_no_training_only_layers(dataset, tmp_path):
     model = load_model(status["model_id"], tmp_path / "models")
     assert not [layer.name for layer in model.layers if layer.name.startswith("augment_")]
     assert len(model.get_weights()) == len(build_model("seed-basic", augment=True).get_weights())
+    meta = read_meta(status["model_id"], tmp_path / "models")
+    assert meta["tta"] == "flip+shift", "a model trained with flips and shifts answers with them"
+    assert meta["test_metrics"]["n"] == 100 and "accuracy" in meta["test_metrics_without_tta"]
