@@ -72,27 +72,29 @@ def naive_resize(path: Path) -> np.ndarray:
 
 
 def cli_predict(paths: list[Path], model: str | None) -> tuple[list[dict], float]:
-    """Classify files through the real CLI; returns records and seconds per image (startup excluded)."""
+    """Classify files through the real CLI; returns records and the seconds each further image adds."""
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "fmnist_core", "predict", "--json", *map(str, paths)]
-    if model:
-        command += ["--model", model]
-    # Start-up (Python, TensorFlow, model load) varies by a second or more from run to run, as much as
-    # classifying a few hundred photos takes: so the median of three full runs minus the median of
-    # three single-file runs.
-    totals, startups = [], []
+
+    def command(files: list[Path]) -> list[str]:
+        return [sys.executable, "-m", "fmnist_core", "predict", "--json", *map(str, files)] + (
+            ["--model", model] if model else [])
+
+    # Start-up (Python, TensorFlow, model load) varies by a second or more from run to run, and a batch
+    # has one-time costs of its own (thread pool, oneDNN kernels for a new batch shape): so the slope
+    # between all the files and a third of them, medians of three interleaved runs of each.
+    third = paths[: max(1, len(paths) // 3)]
+    totals, thirds = [], []
     for _ in range(3):
         started = time.perf_counter()
-        completed = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO_ROOT)
+        completed = subprocess.run(command(paths), capture_output=True, text=True, env=env, cwd=REPO_ROOT)
         totals.append(time.perf_counter() - started)
         if completed.returncode not in (0, 2):
             raise RuntimeError(completed.stderr[-2000:])
         started = time.perf_counter()
-        subprocess.run(command[:5] + [str(paths[0])] + command[5 + len(paths):], capture_output=True, env=env,
-                       cwd=REPO_ROOT)
-        startups.append(time.perf_counter() - started)
-    total = float(np.median(totals))
-    return json.loads(completed.stdout), max(0.0, total - float(np.median(startups))) / max(1, len(paths) - 1)
+        subprocess.run(command(third), capture_output=True, env=env, cwd=REPO_ROOT)
+        thirds.append(time.perf_counter() - started)
+    slope = (float(np.median(totals)) - float(np.median(thirds))) / max(1, len(paths) - len(third))
+    return json.loads(completed.stdout), max(0.0, slope)
 
 
 def in_process_ms_per_photo(classifier, paths: list[Path], repeats: int = 3) -> float:
