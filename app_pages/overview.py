@@ -29,9 +29,10 @@ else:
     st.subheader(f"Active model: `{active_id}`")
     columns = st.columns(5)
     plain_accuracy = meta.get("test_metrics_without_tta", {}).get("accuracy")
+    used_tta = meta.get("tta") not in (None, False, "off")
     columns[0].metric("Test accuracy", f"{metrics.get('accuracy', 0):.2%}",
                       help=f"Test-time augmentation: {tta_summary(meta.get('tta'))}."
-                      + (f" Without it: {plain_accuracy:.2%}." if plain_accuracy and meta.get("tta") else ""))
+                      + (f" Without it: {plain_accuracy:.2%}." if plain_accuracy and used_tta else ""))
     columns[1].metric("Test loss", f"{metrics.get('loss', 0):.3f}")
     columns[2].metric("Architecture", meta.get("architecture", "?"))
     columns[3].metric("Parameters", f"{meta.get('params', 0):,}")

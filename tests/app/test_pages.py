@@ -107,6 +107,19 @@ def test_overview_says_how_the_active_model_was_augmented(registry_dir):
     assert_clean(app)
     assert "augmentation: flips and shifts, random erasing in 50% of images" in texts(app)
     assert "Test-time augmentation: the mirror image and one-pixel shifts" in texts(app)
+    assert "Without it" in app.metric[0].proto.help
+
+
+def test_overview_gives_no_without_tta_figure_for_a_model_without_tta(registry_dir):
+    from fmnist_core.predict import Classifier
+
+    meta = registry.read_meta(registry.get_active_id())
+    plain = registry.save_model(Classifier.load().model, {**meta, "tta": "off",
+                                                          "test_metrics_without_tta": meta["test_metrics"]})
+    registry.set_active(plain)
+    app = open_page("overview")
+    assert_clean(app)
+    assert "Test-time augmentation: none" in texts(app) and "Without it" not in app.metric[0].proto.help
 
 
 def test_drawing_canvas_output_is_classified(registry_dir):
