@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     seconds, accuracy = result["eval_10k_seconds"], result["eval_10k_accuracy"]
-    print("| model (its TTA) | params | eval 10k: accuracy, seconds (off / flip / flip+shift) | 1 image (ms, median "
-          "/ p95) | 400px photo (ms) | Classify page upload incl. heat map (ms) | batch of photos (ms/image) "
+    print(f"| model (its TTA) | params | eval 10k: accuracy, seconds ({' / '.join(TTA_MODES)}) | 1 image (ms, "
+          "median / p95) | 400px photo (ms) | Classify page upload incl. heat map (ms) | batch of photos (ms/image) "
           "| peak RSS (MB) |\n|---|---|---|---|---|---|---|---|")
     print(f"| {result['model']} ({result['tta']}) | {result['params']:,} | "
           + " / ".join(f"{accuracy[mode]:.2%}, {seconds[mode]:.2f}" for mode in TTA_MODES)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+from fmnist_core.config import TTA_MODES
 from tests.conftest import REPO_ROOT
 
 
@@ -29,7 +30,7 @@ def test_inference_bench_measures_a_registry_model(registry_dir, tmp_path):
     assert main(["--calls", "3", "--photos", "4", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["model"] and report["params"] > 0
-    assert set(report["eval_10k_seconds"]) == set(report["eval_10k_accuracy"]) == {"off", "flip", "flip+shift"}
+    assert set(report["eval_10k_seconds"]) == set(report["eval_10k_accuracy"]) == set(TTA_MODES)
     assert all(seconds > 0 for seconds in report["eval_10k_seconds"].values())
     assert all(0 <= accuracy <= 1 for accuracy in report["eval_10k_accuracy"].values())
     for figure in ("latency_array_ms", "latency_photo_ms", "page_upload_ms"):

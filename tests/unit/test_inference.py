@@ -8,7 +8,7 @@ from keras import layers
 
 from fmnist_core.config import tta_mode, tta_summary
 from fmnist_core.models import build_model
-from fmnist_core.predict import folded_batch_norm, shifted, tta_averaged, tta_views
+from fmnist_core.predict import TTA_BELOW, folded_batch_norm, shifted, tta_averaged, tta_views
 
 
 def randomised_batch_norm(model):
@@ -52,8 +52,8 @@ def test_flip_tta_mirrors_only_the_unsure_images():
     assert mirrored_batches == [1], "only the unsure image is mirrored"
     np.testing.assert_allclose(result[0], plain[0])
     assert result[1].argmax() == 5
-    everything = tta_averaged(score, images, "flip", plain, below=None)
-    assert mirrored_batches[-1] == 2, "below=None mirrors every image"
+    everything = tta_averaged(score, images, "flip", plain, below=np.inf)
+    assert mirrored_batches[-1] == 2, "below=np.inf mirrors every image"
     np.testing.assert_allclose(everything[0], (plain[0] + score(images[:1])[0]) / 2)
 
 
@@ -87,10 +87,32 @@ def test_flip_and_shift_tta_scores_ten_views_of_each_unsure_image():
     assert result[1][0] == pytest.approx(expected, rel=1e-5)
 
 
+def test_shift_tta_scores_four_moved_copies_and_only_below_its_own_threshold():
+    images = np.random.default_rng(4).random((1, 28, 28, 1), np.float32)
+    views = tta_views(images, "shift")
+    assert len(views) == 4
+    for view, (down, right) in zip(views, ((-1, 0), (1, 0), (0, -1), (0, 1))):
+        np.testing.assert_array_equal(view, shifted(images, down, right))
+    batches = []
+
+    def score(batch):
+        batches.append(len(batch))
+        return np.tile(np.eye(10, dtype=np.float32)[2], (len(batch), 1))
+
+    fairly_sure = np.full((1, 10), 0.3 / 9, np.float32)
+    fairly_sure[0, 7] = TTA_BELOW["shift"] + 0.05  # under flip's threshold, over shift's
+    assert fairly_sure.max() < TTA_BELOW["flip"]
+    np.testing.assert_allclose(tta_averaged(score, images, "shift", fairly_sure), fairly_sure)
+    assert batches == [], "an image above shift's threshold is not augmented"
+    fairly_sure[0, 7] = TTA_BELOW["shift"] - 0.05
+    result = tta_averaged(score, images, "shift", fairly_sure)
+    assert batches == [4] and result[0, 2] == pytest.approx((fairly_sure[0, 2] + 4) / 5)
+
+
 def test_tta_mode_reads_old_and_new_meta_values():
     assert tta_mode(True) == "flip" and tta_mode(False) == "off" and tta_mode(None) == "off"
-    assert tta_mode("flip+shift") == "flip+shift"
-    assert tta_summary(True) != tta_summary("flip+shift") and tta_summary(False) == "none"
+    assert tta_mode("flip+shift") == "flip+shift" and tta_mode("shift") == "shift"
+    assert len({tta_summary(True), tta_summary("shift"), tta_summary("flip+shift")}) == 3 and tta_summary(False) == "none"
     assert tta_summary("sideways") == "unknown ('sideways')"
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
         tta_mode("sideways")
