@@ -145,6 +145,14 @@ def training_form() -> TrainConfig | None:
         erasing = right.slider("Random erasing", 0.0, 1.0, base.random_erasing, 0.05, key=f"erase_{preset_name}",
                                help="With augmentation: the share of images that get a random rectangle blanked "
                                     "out, so the net cannot rely on any one part of the garment.")
+        finetune_epochs = left.number_input("Last-stage epochs (0 = none)", 0, MAX_EPOCHS, base.finetune_epochs,
+                                            key=f"finetune_{preset_name}",
+                                            help="Extra epochs at the last-stage learning rate "
+                                                 f"({base.finetune_learning_rate:g}), after the others.")
+        shoe_pairs = middle.slider("Shoes shown as pairs (last stage)", 0.0, 1.0, base.shoe_pairs, 0.05,
+                                   key=f"pairs_{preset_name}",
+                                   help="The share of sandals, sneakers and boots shown as a pair of shoes, as "
+                                        "phone photos show them, so that a pair is recognised as the shoe.")
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", key="train_start")
     if not submitted:
         return None
@@ -152,7 +160,8 @@ def training_form() -> TrainConfig | None:
         return base.replace(architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
                             learning_rate=float(learning_rate), validation_split=float(validation_split),
                             early_stopping_patience=int(patience), augmentation=bool(augmentation),
-                            random_erasing=float(erasing),
+                            random_erasing=float(erasing), finetune_epochs=int(finetune_epochs),
+                            shoe_pairs=float(shoe_pairs),
                             subset=int(subset) if subset and subset >= 32 else None).validate()
     except ValueError as error:
         st.error(str(error))

@@ -132,7 +132,7 @@ def start(config: TrainConfig, root: Path | None = None, activate: bool = False,
         atomic_write_json(run_dir / STATUS_FILE, {
             "run_id": run_id, "state": "starting", "pid": process.pid, "config": config.to_dict(),
             "started_at": datetime.now(UTC).isoformat(), "message": "starting Python and TensorFlow",
-            "epoch": 0, "epochs": config.epochs, "batch": 0, "batches_per_epoch": 0, "progress": 0.0,
+            "epoch": 0, "epochs": config.total_epochs, "batch": 0, "batches_per_epoch": 0, "progress": 0.0,
             "elapsed_s": 0.0, "eta_s": None, "model_id": None, "error": None})
         atomic_write_json(root / CURRENT_FILE, {"run_id": run_id, "pid": process.pid})
     return run_id

@@ -72,7 +72,7 @@ class RunReporter:
         self.started = time.time()
         self.status: dict = {
             "run_id": self.run_dir.name, "state": "starting", "pid": os.getpid(), "config": config.to_dict(),
-            "started_at": datetime.now(UTC).isoformat(), "epoch": 0, "epochs": config.epochs,
+            "started_at": datetime.now(UTC).isoformat(), "epoch": 0, "epochs": config.total_epochs,
             "batch": 0, "batches_per_epoch": 0, "progress": 0.0, "elapsed_s": 0.0, "eta_s": None,
             "message": "loading data", "model_id": None, "error": None,
         }
@@ -192,6 +192,42 @@ def inference_copy(model, config: TrainConfig):
     return copy
 
 
+def start_from(model, config: TrainConfig, models_root: Path | None) -> None:
+    """Load a registry model's weights into the (augmentation-wrapped) model; a clear error if they differ."""
+    source = registry.load_model(config.init_from, models_root)
+    try:
+        model.set_weights(source.get_weights())
+    except ValueError as error:
+        raise ValueError(f"model {config.init_from} is not a {config.architecture} network, so training cannot "
+                         f"start from it ({error})") from None
+
+
+def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, cancel, console, reporter,
+             steps_per_epoch: int) -> None:
+    """The last stage: cosine decay from the fine-tune rate, each epoch with freshly paired shoe images."""
+    import keras
+
+    from fmnist_core.augment import with_shoe_pairs
+
+    with strategy.scope():
+        schedule = keras.optimizers.schedules.CosineDecay(config.finetune_learning_rate,
+                                                          steps_per_epoch * config.finetune_epochs)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+    rng = np.random.default_rng(config.seed + 1)
+    first = config.total_epochs - config.finetune_epochs
+    n_val = int(len(x_train) * config.validation_split)
+    reporter.write(state="running", message="training (last stage: shoes shown as pairs)")
+    for epoch in range(first, config.total_epochs):
+        images = with_shoe_pairs(x_train, y_train, config.shoe_pairs, rng) if config.shoe_pairs else x_train
+        order = np.concatenate([rng.permutation(len(x_train) - n_val), np.arange(len(x_train) - n_val, len(x_train))])
+        model.fit(to_model_input(images[order]), y_train[order], batch_size=config.batch_size, initial_epoch=epoch,
+                  epochs=epoch + 1, validation_split=config.validation_split if n_val else 0.0,
+                  callbacks=callbacks, verbose=1 if console else 0)
+        if cancel.cancelled:
+            return
+
+
 def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None, console: bool = False,
           activate: bool = False, models_root: Path | None = None) -> dict:
     """Train, evaluate on the test set, register the model; returns the final status dict."""
@@ -222,28 +258,32 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     x_test, y_test = dataset.x_test, dataset.y_test
     if config.test_subset:
         x_test, y_test = x_test[: config.test_subset], y_test[: config.test_subset]
-    x_train = to_model_input(x_train)
+    # Shuffle once with the seed so the validation tail is a random sample, not the file's last rows.
+    order = np.random.default_rng(config.seed).permutation(len(x_train))
+    x_train, y_train = x_train[order], y_train[order]
 
     n_val = int(len(x_train) * config.validation_split)
     steps_per_epoch = int(np.ceil((len(x_train) - n_val) / config.batch_size))
     strategy = pick_strategy()
     with strategy.scope():
         model = build_model(config.architecture, augment=config.augmentation, erasing=config.random_erasing)
-        optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch * config.epochs))
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-
+        if config.init_from:
+            start_from(model, config, models_root)
     callbacks, cancel = make_callbacks(reporter, steps_per_epoch)
-    if config.early_stopping_patience and n_val:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.early_stopping_patience,
-                                                       restore_best_weights=True))
-    reporter.write(state="running", message="training", batches_per_epoch=steps_per_epoch)
-    # Shuffle once with the seed so the validation tail is a random sample, not the file's last rows.
-    order = np.random.default_rng(config.seed).permutation(len(x_train))
-    x_train, y_train = x_train[order], y_train[order]
     started = time.perf_counter()
-    model.fit(x_train, y_train, batch_size=config.batch_size, epochs=config.epochs,
-              validation_split=config.validation_split if n_val else 0.0, callbacks=callbacks,
-              verbose=1 if console else 0)
+    if not config.init_from:
+        with strategy.scope():
+            optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch * config.epochs))
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        stopping = ([keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.early_stopping_patience,
+                                                   restore_best_weights=True)]
+                    if config.early_stopping_patience and n_val else [])
+        reporter.write(state="running", message="training", batches_per_epoch=steps_per_epoch)
+        model.fit(to_model_input(x_train), y_train, batch_size=config.batch_size, epochs=config.epochs,
+                  validation_split=config.validation_split if n_val else 0.0, callbacks=callbacks + stopping,
+                  verbose=1 if console else 0)
+    if config.finetune_epochs and not cancel.cancelled:
+        finetune(model, config, strategy, x_train, y_train, callbacks, cancel, console, reporter, steps_per_epoch)
     train_seconds = time.perf_counter() - started
     if cancel.cancelled:
         raise TrainingCancelled("cancelled by the user")
@@ -280,10 +320,18 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         "created_at": datetime.now(UTC).isoformat(),
         "run_id": reporter.run_dir.name,
     }
+    if config.init_from:  # the model's training is the earlier run's and this one's together
+        base = registry.read_meta(config.init_from, models_root)
+        meta["started_from"] = {key: base.get(key) for key in ("train_seconds", "epochs_run", "config")}
+        meta["started_from"]["model_id"] = config.init_from
+        meta["last_stage_seconds"] = meta["train_seconds"]
+        meta["train_seconds"] = round(train_seconds + (base.get("train_seconds") or 0), 2)
+        meta["epochs_run"] = len(history) + (base.get("epochs_run") or 0)
     reporter.write(message="saving the model")
     model_id = registry.save_model(inference_copy(model, config), meta, root=models_root)
     if activate:
         registry.set_active(model_id, root=models_root)
-    reporter.write(state="finished", message="finished", model_id=model_id, test_accuracy=evaluation.accuracy,
+    reporter.write(state="finished", message="finished", model_id=model_id, epoch=len(history),
+                   test_accuracy=evaluation.accuracy,
                    test_loss=evaluation.loss, train_seconds=round(train_seconds, 2))
     return reporter.status

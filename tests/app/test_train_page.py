@@ -32,6 +32,8 @@ def wait_for(predicate, timeout: float = 120, poll: float = 0.5):
 def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
     before = {info.model_id for info in registry.list_models()}
     app = fill_tiny_job(open_page("train"))
+    app.number_input(key="finetune_quick").set_value(1)
+    app.slider(key="pairs_quick").set_value(0.5)
     app.button(key="train_start").click().run()
     assert_clean(app)
     run_id = jobs.current_run_id()
@@ -41,6 +43,8 @@ def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
     status = jobs.wait(run_id, timeout=240)
     assert status["state"] == "finished", status
     assert status["config"]["random_erasing"] == 0.25, "every form field reaches the job"
+    assert status["config"]["finetune_epochs"] == 1 and status["config"]["shoe_pairs"] == 0.5
+    assert status["epochs"] == 2, "the last stage's epoch is counted"
     app.run()
     assert_clean(app)
     assert any("finished" in str(m.value) for m in app.markdown)

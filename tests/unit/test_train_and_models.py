@@ -38,7 +38,8 @@ def test_presets_are_valid_and_ordered_by_effort():
 
 @pytest.mark.parametrize("change", [{"epochs": 0}, {"epochs": 10_000}, {"batch_size": 4}, {"learning_rate": 5.0},
                                     {"architecture": "resnet-9000"}, {"subset": 5}, {"validation_split": 0.9},
-                                    {"random_erasing": 1.5}, {"augmentation": False, "random_erasing": 0.5}])
+                                    {"random_erasing": 1.5}, {"augmentation": False, "random_erasing": 0.5},
+                                    {"shoe_pairs": 2.0}, {"finetune_epochs": -1}, {"finetune_learning_rate": 9.0}])
 def test_out_of_bounds_configs_are_refused(change):
     with pytest.raises(ValueError, match="invalid training configuration"):
         TrainConfig().replace(**change).validate()
@@ -107,6 +108,7 @@ def test_augmentation_summary_names_what_was_used():
     assert TrainConfig(augmentation=False, random_erasing=0.5).augmentation_summary() == "off"
     assert TrainConfig(augmentation=True).augmentation_summary() == "flips and shifts"
     assert "random erasing in 50% of images" in PRESETS["best"].augmentation_summary()
+    assert "30% of shoes shown as pairs" in PRESETS["best"].augmentation_summary()
 
 
 def test_random_erasing_erases_a_patch_in_training_only():
@@ -130,3 +132,37 @@ def test_saved_model_has_no_training_only_layers(dataset, tmp_path):
     meta = read_meta(status["model_id"], tmp_path / "models")
     assert meta["tta"] == "shift", "a model trained with shifts answers with them"
     assert meta["test_metrics"]["n"] == 100 and "accuracy" in meta["test_metrics_without_tta"]
+
+
+def test_a_last_stage_with_shoe_pairs_adds_its_epochs(dataset, tmp_path):
+    config = TrainConfig(architecture="seed-basic", epochs=1, batch_size=64, subset=256, test_subset=100,
+                         validation_split=0.0, finetune_epochs=2, shoe_pairs=0.5)
+    assert config.total_epochs == 3
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    assert status["epochs"] == 3 and status["epoch"] == 3
+    history = read_history(tmp_path / "run")
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[1]["learning_rate"] < config.learning_rate / 2, "the last stage runs at its own lower rate"
+
+
+def test_training_can_start_from_a_registry_model(dataset, tmp_path):
+    models = tmp_path / "models"
+    first = train(TrainConfig(architecture="seed-basic", epochs=1, batch_size=64, subset=256, test_subset=100,
+                              validation_split=0.0), tmp_path / "first", dataset=dataset, models_root=models)
+    config = TrainConfig(architecture="seed-basic", epochs=30, batch_size=64, subset=256, test_subset=100,
+                         validation_split=0.0, finetune_epochs=1, shoe_pairs=0.3, init_from=first["model_id"])
+    status = train(config, tmp_path / "second", dataset=dataset, models_root=models)
+    assert status["epochs"] == 1 and len(read_history(tmp_path / "second")) == 1, "only the last stage runs"
+    meta = read_meta(status["model_id"], models)
+    assert meta["started_from"]["model_id"] == first["model_id"] and meta["started_from"]["train_seconds"] > 0
+    assert meta["epochs_run"] == 2, "the earlier run's epoch and this one's"
+    assert meta["train_seconds"] == pytest.approx(meta["started_from"]["train_seconds"] + meta["last_stage_seconds"],
+                                                  abs=0.02)
+    wrong = config.replace(architecture="seed-lenet")
+    with pytest.raises(ValueError, match="is not a seed-lenet network"):
+        train(wrong, tmp_path / "third", dataset=dataset, models_root=models)
+
+
+def test_starting_from_a_model_needs_a_last_stage():
+    with pytest.raises(ValueError, match="init_from runs only the last stage"):
+        TrainConfig(init_from="some-model").validate()
