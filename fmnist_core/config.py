@@ -17,7 +17,7 @@ VALIDATION_SPLIT_RANGE = (0.0, 0.5)
 MAX_PATIENCE = 50
 # Test-time augmentation, as recorded in a model's meta.json: none; the image and its mirror image; or
 # both of those and each moved one pixel up, down, left and right (10 views), like the training shifts.
-TTA_MODES = ("off", "flip", "shift", "flip+shift")
+TTA_MODES = ("off", "flip", "shift", "flip+shift", "flip-then-shift")
 
 
 def models_dir() -> Path:
@@ -51,6 +51,8 @@ def tta_summary(value: str | bool | None) -> str:
             "shift": "the image moved one pixel up, down, left and right (5 views) averaged in where the model "
                      "is unsure",
             "flip+shift": "the mirror image and one-pixel shifts (10 views) averaged in where the model is unsure",
+            "flip-then-shift": "the mirror image averaged in where the model is unsure, and one-pixel shifts of "
+                               "both (10 views) where it still is",
             }[mode]
 
 

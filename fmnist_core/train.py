@@ -295,10 +295,10 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     test_images = to_model_input(x_test)
     plain_probabilities = score(test_images)
     plain = evaluate_probabilities(plain_probabilities, y_test)
-    # A model trained on shifted images answers, where it is unsure, with the mean over the image and its
-    # one-pixel shifts, as the app does: on both fmnist-wide runs measured, +0.2-0.3 points for a sixth of
-    # a pass more (flip+shift gains 0.1 more for 0.7 of a pass, BENCHMARKS.md); both figures are recorded.
-    tta = "shift" if config.augmentation else "off"
+    # A model trained on flipped and shifted images answers, where it is unsure, with the mean over the image
+    # and its mirror, and where it still is, their one-pixel shifts too, as the app does: on the fmnist-wide
+    # runs measured, most of what all ten views gain for a sixth of a pass more (BENCHMARKS.md).
+    tta = "flip-then-shift" if config.augmentation else "off"
     evaluation = (evaluate_probabilities(tta_averaged(score, test_images, tta, plain_probabilities), y_test)
                   if tta != "off" else plain)
     history = read_history(reporter.run_dir)

@@ -109,10 +109,36 @@ def test_shift_tta_scores_four_moved_copies_and_only_below_its_own_threshold():
     assert batches == [4] and result[0, 2] == pytest.approx((fairly_sure[0, 2] + 4) / 5)
 
 
+def test_flip_then_shift_adds_the_shifted_views_only_where_the_mirror_did_not_settle_it():
+    images = np.random.default_rng(5).random((3, 28, 28, 1), np.float32)
+    images[1, :, :14] = 1.0  # bright on the left: its mirror is bright on the right
+    batches = []
+
+    def score(batch):  # class 0: brightness on the left, 1: on the right, 2: the rest; checkable averages
+        batches.append(len(batch))
+        left, right = batch[:, :, :14].mean(axis=(1, 2, 3)) / 3, batch[:, :, 14:].mean(axis=(1, 2, 3)) / 3
+        return np.stack([left, right, 1 - left - right] + [np.zeros_like(left)] * 7, axis=1)
+
+    plain = np.zeros((3, 10), np.float32)
+    plain[0, 4] = 1.0                    # sure: left alone
+    plain[1, 0], plain[1, 1] = 0.25, 0.75  # unsure; its mirror (right side bright, ~1/3) settles it at ~0.54
+    plain[2, 0], plain[2, 1], plain[2, 2] = 0.4, 0.35, 0.25  # unsure, and with its mirror still under 0.5
+    result = tta_averaged(score, images, "flip-then-shift", plain)
+    assert batches == [2, 8], "both unsure images mirrored in one batch, then eight shifted views of one"
+    np.testing.assert_allclose(result[0], plain[0])
+    mirrored = score(images[1:2, :, ::-1])[0]
+    np.testing.assert_allclose(result[1], (plain[1] + mirrored) / 2, rtol=1e-5)
+    assert result[1].max() >= 0.5 and result[1].argmax() == 1
+    views = tta_views(images[2:3], "flip+shift")
+    expected = (plain[2] + sum(score(view)[0] for view in views)) / 10
+    np.testing.assert_allclose(result[2], expected, rtol=1e-5, err_msg="the mean of all ten views")
+
+
 def test_tta_mode_reads_old_and_new_meta_values():
     assert tta_mode(True) == "flip" and tta_mode(False) == "off" and tta_mode(None) == "off"
     assert tta_mode("flip+shift") == "flip+shift" and tta_mode("shift") == "shift"
-    assert len({tta_summary(True), tta_summary("shift"), tta_summary("flip+shift")}) == 3 and tta_summary(False) == "none"
+    assert tta_mode("flip-then-shift") == "flip-then-shift"
+    assert len({tta_summary(mode) for mode in (True, "shift", "flip+shift", "flip-then-shift")}) == 4 and tta_summary(False) == "none"
     assert tta_summary("sideways") == "unknown ('sideways')"
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
         tta_mode("sideways")

@@ -130,7 +130,7 @@ def test_saved_model_has_no_training_only_layers(dataset, tmp_path):
     assert not [layer.name for layer in model.layers if layer.name.startswith("augment_")]
     assert len(model.get_weights()) == len(build_model("seed-basic", augment=True).get_weights())
     meta = read_meta(status["model_id"], tmp_path / "models")
-    assert meta["tta"] == "shift", "a model trained with shifts answers with them"
+    assert meta["tta"] == "flip-then-shift", "a model trained with flips and shifts answers with them"
     assert meta["test_metrics"]["n"] == 100 and "accuracy" in meta["test_metrics_without_tta"]
 
 
