@@ -35,3 +35,22 @@ def test_inference_bench_measures_a_registry_model(registry_dir, tmp_path):
     assert all(0 <= accuracy <= 1 for accuracy in report["eval_10k_accuracy"].values())
     for figure in ("latency_array_ms", "latency_photo_ms", "page_upload_ms"):
         assert 0 < report[figure]["median"] <= report[figure]["p95"]
+
+
+def test_pairs_bench_compares_a_fine_tuned_model_with_its_base(registry_dir, dataset, tmp_path):
+    from bench.pairs import main
+    from fmnist_core import registry
+    from fmnist_core.config import TrainConfig
+    from fmnist_core.train import train
+
+    base = registry.get_active_id()
+    config = TrainConfig(architecture="seed-basic", epochs=1, batch_size=64, subset=256, test_subset=50,
+                         validation_split=0.0, finetune_epochs=1, shoe_pairs=0.5, init_from=base)
+    tuned = train(config, tmp_path / "run", dataset=dataset, activate=True)["model_id"]
+    out = tmp_path / "pairs.json"
+    assert main(["--limit", "60", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["n"] == 60 and [row["model"] for row in report["results"]] == [base, tuned]
+    for row in report["results"]:
+        for key in ("single_accuracy", "single_non_shoe", "paired_accuracy", "paired_non_shoe"):
+            assert 0 <= row[key] <= 1
