@@ -117,7 +117,7 @@ def test_draw_on_canvas_gives_a_prediction(page, app_url):
 def test_training_survives_page_switch_and_lands_on_overview(page, app_url):
     open_page(page, app_url, "train")
     form = page.locator('[data-testid="stForm"]').first
-    epochs = form.get_by_label("Epochs")
+    epochs = form.get_by_label("Epochs", exact=True)
     epochs.fill("1")
     epochs.press("Enter")
     subset = form.get_by_label("Training images (0 = all 60,000)")
