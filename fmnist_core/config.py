@@ -126,7 +126,7 @@ class TrainConfig:
         if not self.augmentation:
             return "off"
         erasing = f", random erasing in {self.random_erasing:.0%} of images" if self.random_erasing else ""
-        pairs = (f"; then {self.finetune_epochs} epochs with {self.shoe_pairs:.0%} of shoes shown as pairs"
+        pairs = (f"; in the last {self.finetune_epochs} epochs {self.shoe_pairs:.0%} of shoes shown as pairs"
                  if self.finetune_epochs and self.shoe_pairs else "")
         return f"flips and shifts{erasing}{pairs}"
 
