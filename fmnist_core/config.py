@@ -104,6 +104,8 @@ class TrainConfig:
             problems.append(f"finetune_learning_rate must be {LEARNING_RATE_RANGE[0]}..{LEARNING_RATE_RANGE[1]}")
         if not 0.0 <= self.shoe_pairs <= 1.0:
             problems.append("shoe_pairs must be 0..1")
+        elif self.shoe_pairs and not self.finetune_epochs:
+            problems.append("shoe_pairs applies in the last stage: set finetune_epochs too, or set it to 0")
         if self.init_from and not self.finetune_epochs:
             problems.append("init_from runs only the last stage: set finetune_epochs too")
         if not 0 <= self.early_stopping_patience <= MAX_PATIENCE:

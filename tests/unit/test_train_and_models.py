@@ -39,7 +39,8 @@ def test_presets_are_valid_and_ordered_by_effort():
 @pytest.mark.parametrize("change", [{"epochs": 0}, {"epochs": 10_000}, {"batch_size": 4}, {"learning_rate": 5.0},
                                     {"architecture": "resnet-9000"}, {"subset": 5}, {"validation_split": 0.9},
                                     {"random_erasing": 1.5}, {"augmentation": False, "random_erasing": 0.5},
-                                    {"shoe_pairs": 2.0}, {"finetune_epochs": -1}, {"finetune_learning_rate": 9.0}])
+                                    {"shoe_pairs": 2.0}, {"finetune_epochs": -1}, {"finetune_learning_rate": 9.0},
+                                    {"shoe_pairs": 0.3, "finetune_epochs": 0}])
 def test_out_of_bounds_configs_are_refused(change):
     with pytest.raises(ValueError, match="invalid training configuration"):
         TrainConfig().replace(**change).validate()
