@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import os
 import platform
@@ -219,11 +220,16 @@ def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, 
     n_val = int(len(x_train) * config.validation_split)
     reporter.write(state="running", message="training (last stage: shoes shown as pairs)")
     for epoch in range(first, config.total_epochs):
+        # The previous fit's input arrays sit in reference cycles until collected: free them before the next.
+        gc.collect()
         images = with_shoe_pairs(x_train, y_train, config.shoe_pairs, rng) if config.shoe_pairs else x_train
         order = np.concatenate([rng.permutation(len(x_train) - n_val), np.arange(len(x_train) - n_val, len(x_train))])
-        model.fit(to_model_input(images[order]), y_train[order], batch_size=config.batch_size, initial_epoch=epoch,
+        inputs = to_model_input(images[order])
+        del images
+        model.fit(inputs, y_train[order], batch_size=config.batch_size, initial_epoch=epoch,
                   epochs=epoch + 1, validation_split=config.validation_split if n_val else 0.0,
                   callbacks=callbacks, verbose=1 if console else 0)
+        del inputs
         if cancel.cancelled:
             return
 

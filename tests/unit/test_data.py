@@ -110,3 +110,11 @@ def test_package_import_does_not_load_tensorflow_or_streamlit():
             "print('tensorflow' in sys.modules, 'streamlit' in sys.modules)")
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert output == ["False", "False"]
+
+
+def test_model_input_is_a_float_copy_scaled_to_unit_range():
+    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    scaled = data.to_model_input(images)
+    assert scaled.dtype == np.float32 and scaled.shape == (1, 2, 2, 1)
+    np.testing.assert_array_equal(scaled[0, :, :, 0], np.float32([[0, 1], [0.2, 0.4]]))
+    assert images[0, 0, 1] == 255  # the uint8 input is left as it was
