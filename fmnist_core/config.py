@@ -15,8 +15,16 @@ BATCH_SIZE_RANGE = (8, 1024)
 LEARNING_RATE_RANGE = (1e-5, 0.1)
 VALIDATION_SPLIT_RANGE = (0.0, 0.5)
 MAX_PATIENCE = 50
-# Test-time augmentation, as recorded in a model's meta.json: none; the image and its mirror image; or
-# both of those and each moved one pixel up, down, left and right (10 views), like the training shifts.
+# The bounds TrainConfig.validate enforces on each numeric field (None, where allowed, means "not set").
+FIELD_RANGES = {
+    "epochs": (1, MAX_EPOCHS), "batch_size": BATCH_SIZE_RANGE, "learning_rate": LEARNING_RATE_RANGE,
+    "validation_split": VALIDATION_SPLIT_RANGE, "random_erasing": (0, 1), "finetune_epochs": (0, MAX_EPOCHS),
+    "finetune_learning_rate": LEARNING_RATE_RANGE, "shoe_pairs": (0, 1), "early_stopping_patience": (0, MAX_PATIENCE),
+    "subset": (32, 60000), "test_subset": (10, 10000),
+}
+# Test-time augmentation, as recorded in a model's meta.json: none; the image and its mirror image; the
+# image moved one pixel up, down, left and right; the mirror and the shifts of both (10 views); or the
+# mirror first and the shifts only where the model is still unsure (fmnist_core.predict.tta_averaged).
 TTA_MODES = ("off", "flip", "shift", "flip+shift", "flip-then-shift")
 
 
@@ -86,34 +94,16 @@ class TrainConfig:
         problems = []
         if self.architecture not in ARCHITECTURES:
             problems.append(f"unknown architecture {self.architecture!r} (choose from {', '.join(ARCHITECTURES)})")
-        if not 1 <= self.epochs <= MAX_EPOCHS:
-            problems.append(f"epochs must be 1..{MAX_EPOCHS}")
-        if not BATCH_SIZE_RANGE[0] <= self.batch_size <= BATCH_SIZE_RANGE[1]:
-            problems.append(f"batch_size must be {BATCH_SIZE_RANGE[0]}..{BATCH_SIZE_RANGE[1]}")
-        if not LEARNING_RATE_RANGE[0] <= self.learning_rate <= LEARNING_RATE_RANGE[1]:
-            problems.append(f"learning_rate must be {LEARNING_RATE_RANGE[0]}..{LEARNING_RATE_RANGE[1]}")
-        if not VALIDATION_SPLIT_RANGE[0] <= self.validation_split <= VALIDATION_SPLIT_RANGE[1]:
-            problems.append(f"validation_split must be {VALIDATION_SPLIT_RANGE[0]}..{VALIDATION_SPLIT_RANGE[1]}")
-        if not 0.0 <= self.random_erasing <= 1.0:
-            problems.append("random_erasing must be 0..1")
-        elif self.random_erasing and not self.augmentation:
+        out_of_range = [name for name, (low, high) in FIELD_RANGES.items()
+                        if getattr(self, name) is not None and not low <= getattr(self, name) <= high]
+        problems += [f"{name} must be {FIELD_RANGES[name][0]}..{FIELD_RANGES[name][1]}" for name in out_of_range]
+        # Settings that only act together with another one (told once the value itself is in range).
+        if self.random_erasing and not self.augmentation and "random_erasing" not in out_of_range:
             problems.append("random_erasing is part of the augmentation: turn augmentation on, or set it to 0")
-        if not 0 <= self.finetune_epochs <= MAX_EPOCHS:
-            problems.append(f"finetune_epochs must be 0..{MAX_EPOCHS}")
-        if not LEARNING_RATE_RANGE[0] <= self.finetune_learning_rate <= LEARNING_RATE_RANGE[1]:
-            problems.append(f"finetune_learning_rate must be {LEARNING_RATE_RANGE[0]}..{LEARNING_RATE_RANGE[1]}")
-        if not 0.0 <= self.shoe_pairs <= 1.0:
-            problems.append("shoe_pairs must be 0..1")
-        elif self.shoe_pairs and not self.finetune_epochs:
+        if self.shoe_pairs and not self.finetune_epochs and "shoe_pairs" not in out_of_range:
             problems.append("shoe_pairs applies in the last stage: set finetune_epochs too, or set it to 0")
         if self.init_from and not self.finetune_epochs:
             problems.append("init_from runs only the last stage: set finetune_epochs too")
-        if not 0 <= self.early_stopping_patience <= MAX_PATIENCE:
-            problems.append(f"early_stopping_patience must be 0..{MAX_PATIENCE}")
-        if self.subset is not None and not 32 <= self.subset <= 60_000:
-            problems.append("subset must be 32..60000")
-        if self.test_subset is not None and not 10 <= self.test_subset <= 10_000:
-            problems.append("test_subset must be 10..10000")
         if problems:
             raise ValueError("invalid training configuration: " + "; ".join(problems))
         return self
