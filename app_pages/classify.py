@@ -1,46 +1,76 @@
-"""Classify: upload photos or draw a garment; see what the model sees, its probabilities and a heat map."""
+"""Classify: upload or take photos, or draw a garment; see which model answered, its doubt and what each model saw."""
 
-import time
-
+import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
 from matplotlib import colormaps
 
-from fmnist_core.predict import Classifier, Prediction
-from fmnist_core.preprocess import EmptyImageError, ImageError, preprocess, preprocess_drawing
-from ui.common import UPLOAD_LIMIT_MB, get_classifier, upscale
+from fmnist_core.answer import Answer, answer_drawing, answer_image
+from fmnist_core.predict import Classifier
+from fmnist_core.preprocess import EmptyImageError, ImageError
+from ui.common import UPLOAD_LIMIT_MB, get_classifier, get_photo_model, upscale
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 CANVAS_SIZE = 280
+MODEL_CHOICES = {"Automatic: photos to the photo model": "auto", "Always the photo model": "photo",
+                 "Always the Fashion-MNIST CNN": "cnn"}
 
 
-def heat_map_overlay(image28: np.ndarray, cam: np.ndarray, factor: int = 8) -> np.ndarray:
-    """The model's input in gray with the Grad-CAM heat map blended over it (RGB uint8)."""
-    gray = np.repeat((image28.astype(np.float32) / 255.0)[..., None], 3, axis=2)
-    heat = colormaps["jet"](cam)[..., :3]
-    blended = np.clip(0.55 * gray + 0.45 * heat, 0, 1)
-    return upscale((blended * 255).astype(np.uint8), factor)
+def heat_map_overlay(image: np.ndarray, cam: np.ndarray, factor: int = 8) -> np.ndarray:
+    """A heat map (any size, 0..1) blended over an image (28x28 grey or RGB), as RGB uint8."""
+    base = image.astype(np.float32) / 255.0
+    if base.ndim == 2:
+        base = np.repeat(base[..., None], 3, axis=2)
+    heat = cv2.resize(np.asarray(cam, np.float32), base.shape[1::-1], interpolation=cv2.INTER_LINEAR)
+    blended = np.clip(0.55 * base + 0.45 * colormaps["jet"](np.clip(heat, 0, 1))[..., :3], 0, 1)
+    blended = (blended * 255).astype(np.uint8)
+    return upscale(blended, factor) if image.shape[:2] == (28, 28) else blended
 
 
-def show_prediction(classifier: Classifier, prediction: Prediction, elapsed_ms: float) -> None:
-    """The answer, the doubts, the model's-eye view, the probabilities and the heat map."""
-    prepared = prediction.preprocessed
-    verdict = f"**{prediction.class_name}** — {prediction.confidence:.1%} confident"
-    if prediction.unsure:
-        st.warning(f"Best guess: {verdict}, but be careful: " + "; ".join(prediction.doubts) + ".")
-    else:
+def show_verdict(answer: Answer) -> None:
+    """The answer in one line: which model, what it says, how sure."""
+    model = "photo model" if answer.model == "photo" else "Fashion-MNIST CNN"
+    verdict = f"**{answer.class_name}** — {answer.confidence:.1%} ({model})"
+    if answer.class_index is None:
+        st.info(f"Not one of the ten Fashion-MNIST classes — {answer.confidence:.0%} ({model}). "
+                f"Closest class: {next(name for name, _ in answer.top_k if name != answer.class_name)}.")
+    elif answer.sure:
         st.success(f"This looks like: {verdict}")
+    else:
+        st.warning(f"Best guess: {verdict}, but be careful: " + "; ".join(answer.doubts) + ".")
+    st.caption(f"Why this model: {answer.why}. Answered in {answer.elapsed_ms:.0f} ms.")
+
+
+def show_probabilities(answer: Answer, container) -> None:
+    """Top-k bar chart of the answering model."""
+    frame = pd.DataFrame({"class": [name for name, _ in answer.top_k], "probability": [p for _, p in answer.top_k]})
+    container.bar_chart(frame, x="class", y="probability", horizontal=True, height=220, sort=False)
+    container.caption(f"Top {len(answer.top_k)} · calibrated probabilities" if answer.model == "photo"
+                      else f"Top {len(answer.top_k)} of 10 classes")
+
+
+def show_cnn_view(answer: Answer, title: str) -> None:
+    """The CNN's 28x28 view, its Grad-CAM and its answer: what a 28x28 model makes of this image."""
+    if answer.cnn is None:
+        st.caption(f"{title}: no 28x28 view could be made ({answer.cnn_problem}).")
+        return
+    prepared, cnn = answer.cnn.preprocessed, answer.cnn
+    st.markdown(f"**{title}**")
     left, middle, right = st.columns([1, 1, 2])
-    left.image(upscale(prepared.image, 6), caption="What the model sees (28x28)", width="stretch")
-    cam = classifier.grad_cam(prepared.image, prediction.class_index)
-    middle.image(heat_map_overlay(prepared.image, cam), caption=f"Where it saw '{prediction.class_name}' (Grad-CAM)",
-                 width="stretch")
-    probabilities = pd.DataFrame({"class": [name for name, _ in prediction.top_k],
-                                  "probability": [p for _, p in prediction.top_k]})
-    right.bar_chart(probabilities, x="class", y="probability", horizontal=True, height=220, sort=False)
-    right.caption(f"Top {len(prediction.top_k)} of 10 classes · answered in {elapsed_ms:.0f} ms")
-    with st.expander("How the image was prepared"):
+    left.image(upscale(prepared.image, 6), caption="What the CNN sees (28x28)", width="stretch")
+    if answer.cnn_heat is not None:
+        middle.image(heat_map_overlay(prepared.image, answer.cnn_heat),
+                     caption=f"Where it saw '{cnn.class_name}' (Grad-CAM)", width="stretch")
+    if answer.model == "photo":
+        agree = "agrees" if cnn.class_name == answer.class_name else "disagrees"
+        right.markdown(f"The CNN says **{cnn.class_name}** ({cnn.confidence:.0%}): it {agree} with the photo model.")
+        right.caption("Fashion-MNIST is front-view product shots turned into 28x28 grey silhouettes. A garment on "
+                      "a bed or a pair of shoes seen from above makes a silhouette that looks like something "
+                      "else, which is why photos go to a model trained on real photos.")
+    else:
+        show_probabilities(answer, right)
+    with st.expander("How the 28x28 view was made"):
         columns = st.columns(len(prepared.steps))
         for column, (caption, image) in zip(columns, prepared.steps):
             shown = upscale(image, 4) if image.shape[:2] == (28, 28) else image
@@ -48,44 +78,76 @@ def show_prediction(classifier: Classifier, prediction: Prediction, elapsed_ms: 
         st.caption(f"Background judged: {prepared.background}.")
 
 
-def classify_upload(classifier: Classifier, upload) -> None:
-    """One uploaded file: size check, preprocess, classify, show; any bad file gets one clear line."""
-    st.markdown(f"#### {upload.name}")
-    if upload.size > UPLOAD_LIMIT_MB * 1024 * 1024:
-        st.error(f"{upload.name}: {upload.size / 1e6:.1f} MB is over the {UPLOAD_LIMIT_MB:g} MB upload limit.")
+def show_answer(answer: Answer) -> None:
+    """Everything about one answer: verdict, the photo model's view and heat map, the CNN's view beside it."""
+    show_verdict(answer)
+    if answer.photo is not None:
+        left, middle, right = st.columns([1, 1, 2])
+        left.image(answer.photo.view, caption="What the photo model sees (224x224)", width="stretch")
+        if answer.photo_heat is not None:
+            middle.image(heat_map_overlay(answer.photo.view, answer.photo_heat),
+                         caption=f"Where it saw '{answer.class_name}' (class activation map)", width="stretch")
+        show_probabilities(answer, right)
+        show_cnn_view(answer, "Beside it: the Fashion-MNIST CNN's own view")
+    else:
+        show_cnn_view(answer, "The Fashion-MNIST CNN's view")
+
+
+def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, choice: str) -> None:
+    """One uploaded or camera image: size check, answer, show; any bad file gets one clear line."""
+    st.markdown(f"#### {name}")
+    if size > UPLOAD_LIMIT_MB * 1024 * 1024:
+        st.error(f"{name}: {size / 1e6:.1f} MB is over the {UPLOAD_LIMIT_MB:g} MB upload limit.")
         return
-    started = time.perf_counter()
+    photo_model, problem = get_photo_model()
     try:
-        with st.spinner("Finding the item in the photo…"):
-            prepared = preprocess(upload.getvalue())
-            prediction = classifier.classify_array(prepared.model_input(), top_k=5, preprocessed=prepared)
+        with st.spinner("Looking at the photo…"):
+            answer = answer_image(data, classifier, photo_model, choice, top_k=5, heat_maps=True,
+                                  photo_problem=problem)
     except EmptyImageError as error:
-        st.warning(f"{upload.name}: {error}.")
+        st.warning(f"{name}: {error}.")
         return
     except ImageError as error:
-        st.error(f"{upload.name}: {error}.")
+        st.error(f"{name}: {error}.")
         return
-    elapsed_ms = (time.perf_counter() - started) * 1000
+    except ValueError as error:  # the photo model was asked for and is missing
+        st.error(f"{name}: {error}.")
+        return
     photo, result = st.columns([1, 3])
-    photo.image(prepared.steps[0][1], caption="Your image", width="stretch")
+    photo.image(data, caption="Your image", width="stretch")
     with result:
-        show_prediction(classifier, prediction, elapsed_ms)
+        show_answer(answer)
 
 
-def upload_tab(classifier: Classifier) -> None:
+def upload_tab(classifier: Classifier, choice: str) -> None:
     """Several files at once, a result for each."""
     uploads = st.file_uploader("Photos of clothing (one item per photo works best)", type=UPLOAD_TYPES,
                                accept_multiple_files=True, key="classify_uploads",
                                help=f"JPEG, PNG, WebP, BMP or GIF (first frame), up to {UPLOAD_LIMIT_MB:g} MB each.")
     if not uploads:
-        st.caption("Tip: a single garment on a plain background gives the most reliable answer; "
-                   "busy backgrounds are cut out automatically.")
+        st.caption("Tip: one garment per photo, whole in the frame. Hats, shorts and skirts are not among the ten "
+                   "classes: the photo model says so.")
     for upload in uploads or []:
-        classify_upload(classifier, upload)
+        classify_bytes(upload.name, upload.getvalue(), upload.size, classifier, choice)
+
+
+def camera_tab(classifier: Classifier, choice: str) -> None:
+    """A photo taken with the device's camera, answered exactly like an upload."""
+    # The camera starts only when asked: a hidden tab must not ask every visitor for camera access.
+    if not st.toggle("Use the camera", key="classify_camera_on"):
+        st.caption("Turn the camera on to take a photo of a garment with this device (a phone's back camera "
+                   "works best).")
+        return
+    shot = st.camera_input("Take a photo of a garment", key="classify_camera",
+                           help="Your browser asks for the camera once. On a phone, the back camera works best.")
+    if shot is None:
+        st.caption("Nothing is sent anywhere but this app's server; the photo is not stored.")
+        return
+    classify_bytes("Camera photo", shot.getvalue(), shot.size, classifier, choice)
 
 
 def draw_tab(classifier: Classifier) -> None:
-    """A canvas: light strokes on black, like the dataset."""
+    """A canvas: light strokes on black, like the dataset; the CNN answers."""
     from streamlit_drawable_canvas import st_canvas
 
     left, right = st.columns([1, 2])
@@ -102,27 +164,39 @@ def draw_tab(classifier: Classifier) -> None:
         if image_data is None:
             st.info("Draw something on the canvas.")
             return
-        started = time.perf_counter()
         try:
-            prepared = preprocess_drawing(np.asarray(image_data))
+            answer = answer_drawing(np.asarray(image_data), classifier, top_k=5, heat_maps=True)
         except EmptyImageError:
             st.info("The canvas is empty: draw something.")
             return
         except ImageError as error:
             st.error(str(error))
             return
-        prediction = classifier.classify_array(prepared.model_input(), top_k=5, preprocessed=prepared)
-        show_prediction(classifier, prediction, (time.perf_counter() - started) * 1000)
+        show_answer(answer)
 
 
 st.title("Classify a photo or a drawing")
 classifier = get_classifier()
 if classifier is None:
     st.stop()
-st.caption(f"Model: `{classifier.model_id}` "
-           f"({classifier.meta.get('test_metrics', {}).get('accuracy', 0):.2%} on the test set).")
-upload, draw = st.tabs([":material/photo_camera: Upload", ":material/draw: Draw"])
+photo_model, photo_problem = get_photo_model()
+cnn_accuracy = classifier.meta.get("test_metrics", {}).get("accuracy", 0)
+if photo_model is not None:
+    held_out = ((photo_model.head.meta.get("metrics") or {}).get("test") or {}).get("accuracy")
+    st.caption(f"Photos: the photo model `{photo_model.model_id}` "
+               f"({held_out:.1%} right on held-out real photos). Drawings and small grey images: the CNN "
+               f"`{classifier.model_id}` ({cnn_accuracy:.2%} on the Fashion-MNIST test set).")
+else:
+    st.warning(f"The photo model is not available ({photo_problem}); the Fashion-MNIST CNN answers photos too, "
+               "and it is often wrong on real photos.")
+    st.caption(f"Model: `{classifier.model_id}` ({cnn_accuracy:.2%} on the test set).")
+choice = MODEL_CHOICES[st.radio("Who answers photos", list(MODEL_CHOICES), horizontal=True, key="classify_choice",
+                                help="Automatic sends photos to the photo model and small grey images (the dataset's "
+                                     "own form) to the CNN. Drawings always go to the CNN.")]
+upload, camera, draw = st.tabs([":material/upload: Upload", ":material/photo_camera: Camera", ":material/draw: Draw"])
 with upload:
-    upload_tab(classifier)
+    upload_tab(classifier, choice)
+with camera:
+    camera_tab(classifier, choice)
 with draw:
     draw_tab(classifier)

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from fmnist_core import jobs, registry
-from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, PRESETS, TrainConfig
+from fmnist_core import jobs, photo, registry
+from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, PRESETS, TrainConfig, accuracy_warning
 from fmnist_core.models import ARCHITECTURES
 from fmnist_core.train import BATCHES_FILE, read_history
 from ui.auth import admin_allowed
@@ -63,6 +63,10 @@ def show_comparison(status: dict) -> None:
         except registry.RegistryError:
             active_meta = {}
     st.markdown(f"New model **`{new_id}`**: {new_meta['test_metrics']['accuracy']:.2%} test accuracy.")
+    warning = accuracy_warning(TrainConfig.from_dict(new_meta.get("config") or {}),
+                               new_meta["test_metrics"]["accuracy"])
+    if warning:
+        st.error(warning, icon=":material/warning:")
     rows = []
     for label, meta in (("new model", new_meta), ("active model", active_meta)):
         if meta:
@@ -76,9 +80,42 @@ def show_comparison(status: dict) -> None:
         activate_button(new_id, f"Activate {new_id}", key="train_activate")
 
 
+def show_photo_comparison(status: dict) -> None:
+    """The new photo model next to the active one (real-photo figures), with a button to activate it."""
+    new_id, active_id = status.get("model_id"), photo.active_photo_head_id()
+    heads = {info.model_id: info.meta for info in photo.list_photo_heads()}
+    if new_id not in heads:
+        st.error(f"photo model {new_id} is not in the registry")
+        return
+    rows = [photo_model_row(label, heads[model_id]) for label, model_id in
+            (("new photo model", new_id), ("active photo model", active_id))
+            if model_id in heads and (label == "new photo model" or model_id != new_id)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if new_id == active_id:
+        st.success("This is the active photo model.")
+    elif admin_allowed("Activating a model", key="photo_activate"):
+        if st.button(f"Activate photo model {new_id}", key="photo_activate_button", type="primary"):
+            photo.activate_photo_head(new_id)
+            st.toast(f"{new_id} now answers photos")
+            st.rerun()
+
+
+def photo_model_row(label: str, meta: dict) -> dict:
+    """One table row of a photo model's held-out figures."""
+    test = (meta.get("metrics") or {}).get("test") or {}
+    return {"": label, "model": meta.get("model_id"), "held-out photos right": test.get("accuracy"),
+            "sure answers right": test.get("sure_accuracy"), "photos answered sure": test.get("sure_coverage"),
+            "hats/shorts/skirts flagged": test.get("not_of_the_ten_flagged"),
+            "temperature": (meta.get("calibration") or {}).get("temperature"),
+            "train time (s)": meta.get("train_seconds")}
+
+
 def show_job(status: dict) -> None:
     """Progress, timing, curves and the outcome of one job."""
     run_dir = jobs.runs_dir() / status["run_id"]
+    if status.get("kind") == "photo":
+        show_photo_job(status)
+        return
     state = status.get("state")
     epochs, epoch = status.get("epochs") or 0, status.get("epoch") or 0
     batch, batches = status.get("batch") or 0, status.get("batches_per_epoch") or 0
@@ -98,6 +135,34 @@ def show_job(status: dict) -> None:
         st.warning("Training was cancelled; no model was saved.")
     elif state == "finished":
         show_comparison(status)
+
+
+def show_photo_job(status: dict) -> None:
+    """Progress and outcome of a photo-head job (seconds: no curves)."""
+    state = status.get("state")
+    st.markdown(f"**Photo model job `{status['run_id']}`** — {state}: {status.get('message', '')}")
+    st.progress(min(1.0, float(status.get("progress") or 0.0)), text=status.get("message", ""))
+    if state == "failed":
+        st.error(f"Training the photo model failed: {status.get('error') or 'unknown reason'}")
+    elif state == "finished":
+        show_photo_comparison(status)
+
+
+def photo_training_section() -> None:
+    """Retrain the photo model's head on the cached real-photo features (about half a minute)."""
+    st.subheader("Photo model")
+    st.caption("The photo model answers real photos: a pretrained EfficientNet-Lite0 whose features feed a head "
+               "trained on 3,600 real phone photos. Retraining the head takes about half a minute (5-fold "
+               "cross-validated calibration, then the final fit) and runs as the background job too.")
+    if st.button("Train the photo model's head", icon=":material/photo_library:", key="photo_train_start"):
+        try:
+            jobs.start_photo()
+            st.toast("Photo model training started")
+            st.rerun()
+        except jobs.JobBusyError as error:
+            st.error(f"Not started: {error}.")
+        except OSError as error:
+            st.error(f"Could not start: {error}")
 
 
 @st.fragment(run_every=POLL_SECONDS)
@@ -187,6 +252,8 @@ if admin_allowed("Training", key="train"):
         except (OSError, ValueError) as error:
             st.error(f"Could not start training: {error}")
 
+    photo_training_section()
+
 st.divider()
 current = jobs.current_run_id()
 if current is None:
@@ -202,7 +269,8 @@ with st.expander("Earlier runs"):
     runs = jobs.list_runs()
     if runs:
         st.dataframe(pd.DataFrame([{
-            "run": r["run_id"], "state": r.get("state"), "architecture": r.get("config", {}).get("architecture"),
+            "run": r["run_id"], "state": r.get("state"),
+            "architecture": r.get("config", {}).get("architecture") or ("photo head" if r.get("kind") == "photo" else None),
             "epochs": r.get("epochs"), "test accuracy": r.get("test_accuracy"), "model": r.get("model_id"),
             "error": r.get("error")} for r in runs]), hide_index=True, width="stretch")
     else:

@@ -1,4 +1,4 @@
-"""Command line: python -m fmnist_core {train,evaluate,predict,models,activate,delete,runs}."""
+"""Command line: python -m fmnist_core {train,evaluate,predict,train-photo,models,activate,delete}."""
 
 from __future__ import annotations
 
@@ -59,17 +59,30 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--record", action="store_true",
                           help="write these test metrics and the TTA choice into the model's meta.json")
 
-    predict = sub.add_parser("predict", help="classify image files")
+    predict = sub.add_parser("predict", help="classify image files (photos: the photo model; drawings: the CNN)")
     predict.add_argument("files", nargs="+", type=Path)
-    predict.add_argument("--model", help="model id (default: the active model)")
+    predict.add_argument("--model", help="CNN model id (default: the active model)")
+    predict.add_argument("--use", choices=("auto", "photo", "cnn"), default="auto",
+                         help="which model answers: auto (photos -> the photo model, small grey images -> the CNN), "
+                              "or always one of them")
+    predict.add_argument("--photo-model", metavar="ID", help="photo model id (default: the active photo model)")
     predict.add_argument("--top-k", type=int, default=3)
     predict.add_argument("--json", action="store_true")
 
-    models = sub.add_parser("models", help="list the registry")
+    train_photo = sub.add_parser("train-photo", help="train the photo model's head on the cached real-photo features")
+    train_photo.add_argument("--l2", type=float, help="weight decay (default 0.003)")
+    train_photo.add_argument("--features", type=Path, help="feature file (default data/photo-features/...)")
+    train_photo.add_argument("--run-dir", type=Path, help="where progress files go (the Train page's job uses it)")
+    train_photo.add_argument("--activate", action="store_true", help="make the new head the active photo model")
+    train_photo.add_argument("--json", action="store_true", help="print the metrics as JSON")
+
+    models = sub.add_parser("models", help="list the registry (CNN models, then photo models)")
     models.add_argument("--json", action="store_true")
 
-    activate = sub.add_parser("activate", help="make a model the active one")
+    activate = sub.add_parser("activate", help="make a model (CNN or photo) the active one")
     activate.add_argument("model_id")
+    activate.add_argument("--force", action="store_true",
+                          help="activate even a CNN that scores more than 1 point below the active one")
 
     delete = sub.add_parser("delete", help="delete a (non-active) model")
     delete.add_argument("model_id")
@@ -138,10 +151,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Classify files; one bad file never stops the others; exit 2 if any failed."""
+    from fmnist_core.answer import answer_many
+    from fmnist_core.photo import PhotoModel, PhotoModelError
     from fmnist_core.predict import Classifier
 
     classifier = Classifier.load(args.model)
-    results = classifier.classify_many([str(path) if path.is_file() else path for path in args.files], args.top_k)
+    photo_model, photo_problem = None, None
+    if args.use != "cnn":
+        try:
+            photo_model = PhotoModel.load(args.photo_model)
+        except PhotoModelError as error:
+            if args.use == "photo" or args.photo_model:
+                raise ValueError(str(error)) from None
+            photo_problem = str(error)
+    results = answer_many([str(path) if path.is_file() else path for path in args.files], classifier, photo_model,
+                          args.use, args.top_k, photo_problem)
     records = []
     for path, result in zip(args.files, results):
         if isinstance(result, Exception):
@@ -159,21 +183,75 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 print(f"{record['file']}: ERROR {record['error']}")
             else:
                 doubt = f"  (unsure: {'; '.join(record['doubts'])})" if record["doubts"] else ""
-                print(f"{record['file']}: {record['class_name']} {record['confidence']:.1%}{doubt}")
+                print(f"{record['file']}: {record['class_name']} {record['confidence']:.1%} "
+                      f"[{record['model']}]{doubt}")
     return EXIT_SOME_FAILED if any("error" in record for record in records) else EXIT_OK
 
 
+def cmd_train_photo(args: argparse.Namespace) -> int:
+    """Train the photo head on cached features (seconds), register it, optionally activate it."""
+    from fmnist_core.photo import save_photo_head
+    from fmnist_core.photo_train import FEATURES_FILE, PhotoTrainConfig, train_photo_head
+
+    config = PhotoTrainConfig() if args.l2 is None else PhotoTrainConfig(l2=args.l2)
+    reporter = _photo_progress(args.run_dir, config) if args.run_dir else None
+    try:
+        head = train_photo_head(config, args.features or FEATURES_FILE,
+                                progress=reporter.progress if reporter else None)
+        model_id = save_photo_head(head, activate=args.activate)
+    except Exception as error:
+        if reporter:
+            reporter.write(state="failed", message="failed", error=f"{type(error).__name__}: {error}")
+        if isinstance(error, FileNotFoundError):
+            raise ValueError(str(error)) from None
+        raise
+    test = head.meta["metrics"]["test"]
+    if reporter:
+        reporter.write(state="finished", message="finished", model_id=model_id, progress=1.0, eta_s=0,
+                       test_accuracy=test["accuracy"], kind="photo")
+    result = {"model_id": model_id, "activated": args.activate, "temperature": head.temperature,
+              "sure_threshold": head.sure_threshold, "train_seconds": head.meta["train_seconds"],
+              "test": {key: test[key] for key in ("accuracy", "sure_coverage", "sure_accuracy",
+                                                   "not_of_the_ten_flagged")}}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"photo model {model_id}: held-out real photos {test['accuracy']:.1%} right; sure answers "
+              f"{test['sure_accuracy']:.1%} right on {test['sure_coverage']:.0%} of photos; hats, shorts and "
+              f"skirts flagged {test['not_of_the_ten_flagged']:.0%} ({head.meta['train_seconds']:.0f} s)")
+    return EXIT_OK
+
+
+def _photo_progress(run_dir: Path, config):
+    """A RunReporter for a photo-head job: the Train page polls it like a CNN job's."""
+    from fmnist_core.train import RunReporter
+
+    class PhotoReporter(RunReporter):
+        def progress(self, done: int, total: int, message: str) -> None:
+            self.write(state="running", progress=round(done / total, 4), message=message, epoch=done, epochs=total)
+
+    reporter = PhotoReporter(run_dir, config)
+    reporter.write(kind="photo", message="loading the photo features")
+    return reporter
+
+
 def cmd_models(args: argparse.Namespace) -> int:
-    """List registry models."""
+    """List registry models: the CNNs, then the photo models."""
     from fmnist_core import registry
+    from fmnist_core.photo import active_photo_head_id, list_photo_heads
 
     active = registry.get_active_id()
     rows = [{"model_id": info.model_id, "active": info.model_id == active, "ok": info.ok, "problem": info.problem,
              "architecture": info.meta.get("architecture"), "accuracy": info.accuracy,
              "params": info.meta.get("params"), "train_seconds": info.meta.get("train_seconds"),
              "created_at": info.meta.get("created_at")} for info in registry.list_models()]
+    active_photo = active_photo_head_id()
+    photo_rows = [{"model_id": info.model_id, "active": info.model_id == active_photo, "ok": info.ok,
+                   "problem": info.problem, "architecture": "photo-head",
+                   "accuracy": ((info.meta.get("metrics") or {}).get("test") or {}).get("accuracy"),
+                   "kind": "photo", "created_at": info.meta.get("created_at")} for info in list_photo_heads()]
     if args.json:
-        _print_json(rows)
+        _print_json(rows + photo_rows)
     elif not rows:
         print("the registry is empty: python -m fmnist_core train --preset quick --activate")
     else:
@@ -182,15 +260,30 @@ def cmd_models(args: argparse.Namespace) -> int:
             accuracy = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "  -   "
             print(f"{marker} {row['model_id']:45s} {accuracy}  {row['architecture'] or '':14s}"
                   f"{'' if row['ok'] else '  BROKEN: ' + str(row['problem'])}")
+        if photo_rows:
+            print("photo models (accuracy on held-out real photos):")
+        for row in photo_rows:
+            marker = "*" if row["active"] else " "
+            accuracy = f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "  -   "
+            print(f"{marker} {row['model_id']:45s} {accuracy}  photo-head"
+                  f"{'' if row['ok'] else '  BROKEN: ' + str(row['problem'])}")
     return EXIT_OK
 
 
 def cmd_activate(args: argparse.Namespace) -> int:
-    """Set the active model."""
+    """Set the active model (a photo model id activates the photo model); a much worse CNN needs --force."""
     from fmnist_core import registry
+    from fmnist_core.photo import activate_photo_head, list_photo_heads
 
+    if any(info.model_id == args.model_id for info in list_photo_heads()):
+        activate_photo_head(args.model_id)
+        print(f"active photo model: {args.model_id}")
+        return EXIT_OK
+    drop = registry.activation_drop(args.model_id)
+    if drop is not None and not args.force:
+        raise ValueError(f"{args.model_id} scores {drop.describe()}; add --force to activate it anyway")
     registry.set_active(args.model_id)
-    print(f"active model: {args.model_id}")
+    print(f"active model: {args.model_id}" + (f" (warning: {drop.describe()})" if drop else ""))
     return EXIT_OK
 
 
@@ -203,7 +296,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "models": cmd_models,
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "train-photo": cmd_train_photo,
+            "models": cmd_models,
             "activate": cmd_activate, "delete": cmd_delete}
 
 

@@ -162,3 +162,25 @@ def preset(name: str) -> TrainConfig:
         return PRESETS[name]
     except KeyError:
         raise ValueError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None
+
+
+# What a preset run reaches at the least here (BENCHMARKS.md, a little below the measured figures); a run of
+# the unchanged preset that ends further below is reported as suspect on the Train page.
+PRESET_FLOORS = {"quick": 0.905, "standard": 0.925, "best": 0.94}
+CHANCE_LEVEL = 1 / 10
+NEAR_CHANCE = 0.5  # any model scoring under this is not a working Fashion-MNIST classifier
+
+
+def accuracy_warning(config: TrainConfig, accuracy: float | None) -> str | None:
+    """A sentence for a finished run whose test accuracy is far below what it should reach, else None."""
+    if accuracy is None:
+        return None
+    if accuracy < NEAR_CHANCE:
+        return (f"This model scores {accuracy:.1%} on the test set, close to chance ({CHANCE_LEVEL:.0%}): it is "
+                "broken. Do not activate it; try more epochs or training images.")
+    unchanged = config.preset in PRESETS and PRESETS[config.preset].replace(seed=config.seed) == config
+    floor = PRESET_FLOORS.get(config.preset) if unchanged else None
+    if floor is not None and accuracy < floor - 0.01:
+        return (f"This run of the '{config.preset}' preset scores {accuracy:.2%}, well below the "
+                f"{floor:.1%} that preset reaches: something went wrong (check the curves and the log).")
+    return None

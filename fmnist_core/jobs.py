@@ -111,6 +111,22 @@ def start(config: TrainConfig, root: Path | None = None, activate: bool = False,
           extra_env: dict | None = None) -> str:
     """Start training in a separate process; raises JobBusyError if one is running. Returns the run id."""
     config.validate()
+    arguments = ["train", "--config-json", json.dumps(config.to_dict())] + (["--activate"] if activate else [])
+    return _spawn(arguments, config.to_dict(), config.total_epochs, "cnn", root, extra_env)
+
+
+def start_photo(root: Path | None = None, activate: bool = False, extra_env: dict | None = None) -> str:
+    """Train the photo model's head as the background job (the same lock: one job at a time for everyone)."""
+    from fmnist_core.photo_train import PhotoTrainConfig
+
+    config = PhotoTrainConfig()
+    arguments = ["train-photo"] + (["--activate"] if activate else [])
+    return _spawn(arguments, config.to_dict(), config.total_epochs, "photo", root, extra_env)
+
+
+def _spawn(arguments: list[str], config: dict, epochs: int, kind: str, root: Path | None,
+           extra_env: dict | None) -> str:
+    """Under the start lock: refuse when a job runs, else start `python -m fmnist_core ARGS --run-dir DIR`."""
     root = Path(root or runs_dir())
     with _start_lock(root):
         busy = running_job(root)
@@ -119,10 +135,7 @@ def start(config: TrainConfig, root: Path | None = None, activate: bool = False,
         run_id = new_run_id()
         run_dir = root / run_id
         run_dir.mkdir(parents=True)
-        command = [sys.executable, "-m", "fmnist_core", "train", "--run-dir", str(run_dir),
-                   "--config-json", json.dumps(config.to_dict())]
-        if activate:
-            command.append("--activate")
+        command = [sys.executable, "-m", "fmnist_core", *arguments, "--run-dir", str(run_dir)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
                "TF_CPP_MIN_LOG_LEVEL": "2", **(extra_env or {})}
         with open(run_dir / LOG_FILE, "w") as log:
@@ -130,9 +143,9 @@ def start(config: TrainConfig, root: Path | None = None, activate: bool = False,
                                        cwd=REPO_ROOT, env=env, start_new_session=True)
         # Written before the lock is released, so a second start in any process sees this job.
         atomic_write_json(run_dir / STATUS_FILE, {
-            "run_id": run_id, "state": "starting", "pid": process.pid, "config": config.to_dict(),
-            "started_at": datetime.now(UTC).isoformat(), "message": "starting Python and TensorFlow",
-            "epoch": 0, "epochs": config.total_epochs, "batch": 0, "batches_per_epoch": 0, "progress": 0.0,
+            "run_id": run_id, "kind": kind, "state": "starting", "pid": process.pid, "config": config,
+            "started_at": datetime.now(UTC).isoformat(), "message": "starting Python",
+            "epoch": 0, "epochs": epochs, "batch": 0, "batches_per_epoch": 0, "progress": 0.0,
             "elapsed_s": 0.0, "eta_s": None, "model_id": None, "error": None})
         atomic_write_json(root / CURRENT_FILE, {"run_id": run_id, "pid": process.pid})
     return run_id

@@ -57,8 +57,11 @@ class Preprocessed:
 
 # ---- step 1: decode ---------------------------------------------------------------------------
 
-def open_image(source: str | os.PathLike | bytes | BinaryIO | Image.Image) -> Image.Image:
-    """Decode the first frame of any Pillow-readable image, refusing bombs and non-images clearly."""
+def open_image(source: str | os.PathLike | bytes | BinaryIO | Image.Image, draft: int = WORK_SIZE) -> Image.Image:
+    """Decode the first frame of any Pillow-readable image, refusing bombs and non-images clearly.
+
+    A JPEG is decoded at the smallest 1/2..1/8 scale that still has at least `draft` pixels each way.
+    """
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, (bytes, bytearray)):
@@ -68,7 +71,7 @@ def open_image(source: str | os.PathLike | bytes | BinaryIO | Image.Image) -> Im
         width, height = image.size
         if image.format == "JPEG":
             # Decode big JPEGs at 1/2..1/8 scale directly: a 12k x 12k photo costs what a 1.5k one does.
-            image.draft("RGB", (WORK_SIZE, WORK_SIZE))
+            image.draft("RGB", (draft, draft))
         if width * height > MAX_INPUT_PIXELS and image.format != "JPEG":
             raise ImageError(f"image too large: {width}x{height} pixels (limit {MAX_INPUT_PIXELS // 1_000_000} megapixels)")
         if width < 1 or height < 1:
@@ -428,3 +431,37 @@ def array_to_image(array: np.ndarray) -> Image.Image:
 def preprocess_drawing(rgba: np.ndarray) -> Preprocessed:
     """A canvas drawing (RGBA, any stroke colour, mostly empty) through the same pipeline."""
     return preprocess(np.asarray(rgba), empty_message="the canvas is empty: draw something")
+
+
+# ---- the photo model's view -----------------------------------------------------------------------
+
+PHOTO_SIZE = 224  # the photo backbone's input (EfficientNet-Lite0)
+
+
+def decode(source, draft: int = WORK_SIZE) -> Image.Image:
+    """Any source (file, bytes, PIL image, numpy array) decoded and turned upright by its EXIF tag."""
+    if isinstance(source, np.ndarray):
+        source = array_to_image(source)
+    return apply_exif_orientation(open_image(source, draft))
+
+
+def photo_view(image: Image.Image, size: int = PHOTO_SIZE) -> np.ndarray:
+    """The photo model's input: the whole photo padded to a square with its border colour, size x size RGB.
+
+    Padding keeps the whole garment in view (a centre crop cuts sleeves and shoes off: padding scored
+    better on a validation split of real photos); transparency is laid on white, as a shop photo is.
+    """
+    if image.mode in ("RGBA", "LA", "PA", "P") and (image.mode != "P" or "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    rgb = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+    border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
+    fill = tuple(int(v) for v in np.median(border, axis=0))
+    height, width = rgb.shape[:2]
+    side = max(height, width)
+    top, left = (side - height) // 2, (side - width) // 2
+    square = cv2.copyMakeBorder(np.ascontiguousarray(rgb), top, side - height - top, left, side - width - left,
+                                cv2.BORDER_CONSTANT, value=fill)
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    return cv2.resize(square, (size, size), interpolation=interpolation)

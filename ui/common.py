@@ -85,15 +85,56 @@ def format_model_label(info: registry.ModelInfo, active_id: str | None) -> str:
 
 
 def activate_button(model_id: str, label: str, key: str) -> None:
-    """A button that makes model_id the active model (behind the admin gate), with a clear error."""
+    """A button that makes model_id the active model (behind the admin gate), with a clear error.
+
+    A model more than 1 point below the active one (or without a full test score) needs a second,
+    explicit confirmation that says by how much it is worse.
+    """
     from ui.auth import admin_allowed
 
     if not admin_allowed("Activating a model", key=key):
         return
-    if st.button(label, key=f"{key}_button", type="primary"):
+    try:
+        risk = registry.activation_drop(model_id)
+    except registry.RegistryError as error:
+        st.error(str(error))
+        return
+    if risk is not None:
+        st.warning(f"**{model_id}** scores {risk.describe()}. Every upload would be answered by it.")
+        confirmed = st.checkbox("Yes, activate the worse model anyway", key=f"{key}_confirm")
+    else:
+        confirmed = True
+    if st.button(label, key=f"{key}_button", type="primary", disabled=not confirmed):
         try:
             registry.set_active(model_id)
             st.toast(f"{model_id} is now the active model")
             st.rerun()
         except registry.RegistryError as error:
             st.error(str(error))
+
+
+def _photo_stamp() -> tuple:
+    # The active head's id and file time: a retrained or newly activated head is loaded, never a stale one.
+    from fmnist_core import photo
+
+    head_id = photo.active_photo_head_id()
+    path = photo.photo_models_dir() / head_id / photo.HEAD_FILE if head_id else None
+    return head_id, path.stat().st_mtime if path and path.exists() else 0.0
+
+
+@st.cache_resource(max_entries=2, show_spinner="Loading the photo model…")
+def _photo_model(head_id: str | None, models_root: str, stamp: float):
+    from fmnist_core.photo import PhotoModel
+
+    return PhotoModel.load(head_id, Path(models_root))
+
+
+def get_photo_model():
+    """(the photo model or None, why it is missing): cached per active head; a missing one is not fatal."""
+    from fmnist_core.photo import PhotoModelError
+
+    head_id, stamp = _photo_stamp()
+    try:
+        return _photo_model(head_id, str(registry.models_dir()), stamp), None
+    except PhotoModelError as error:
+        return None, str(error)

@@ -1,0 +1,345 @@
+"""The photo model: a pretrained EfficientNet-Lite0 backbone (ONNX, run by OpenCV's dnn) and a head trained on real photos.
+
+The backbone turns a 224x224 photo into a 1280 x 7 x 7 feature map and ImageNet's 1000 scores. The head
+is a linear softmax over the mean-pooled features with eleven outputs: the ten Fashion-MNIST classes and
+"not one of the ten". Two classes the real-photo pool cannot teach come from ImageNet's own classes: the
+bag (ImageNet's backpack, mailbag, purse, plastic bag and wallet) and the split of a shoe into sandal,
+sneaker or ankle boot (the photos are labelled only "Shoes"). See PhotoHead.probabilities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fmnist_core.config import REPO_ROOT
+from fmnist_core.data import CLASS_NAMES
+from fmnist_core.preprocess import PHOTO_SIZE
+
+BACKBONE_DIR = REPO_ROOT / "models" / "backbones"
+BACKBONE_NAME = "efficientnet-lite0"
+NONE_INDEX = len(CLASS_NAMES)  # the eleventh output: not one of the ten classes
+NONE_NAME = "not one of the ten classes"
+OUTPUT_NAMES = (*CLASS_NAMES, NONE_NAME)
+SANDAL, SNEAKER, BAG, ANKLE_BOOT = 5, 7, 8, 9
+SHOES = (SANDAL, SNEAKER, ANKLE_BOOT)
+
+# ImageNet-1k classes the photo model reads (index: name).
+BAG_CLASSES = {414: "backpack", 636: "mailbag", 748: "purse", 728: "plastic bag", 893: "wallet"}
+SHOE_TYPE_CLASSES = {SANDAL: {774: "sandal"}, SNEAKER: {770: "running shoe", 630: "loafer"},
+                     ANKLE_BOOT: {514: "cowboy boot", 502: "clog"}}
+KEPT_IMAGENET = tuple(sorted([*BAG_CLASSES, *(i for group in SHOE_TYPE_CLASSES.values() for i in group)]))
+
+
+class PhotoModelError(RuntimeError):
+    """The photo model cannot be used (missing or damaged file); the message says which and how to fix it."""
+
+
+def reference_image(size: int = PHOTO_SIZE) -> np.ndarray:
+    """A fixed size x size RGB test pattern (uint8) whose logits the conversion records: no randomness, no file."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64) / size
+    red = 0.5 + 0.5 * np.sin(12 * x + 3 * y)
+    green = 0.5 + 0.5 * np.cos(9 * np.hypot(x - 0.5, y - 0.4) * 3)
+    blue = np.clip(1.2 - 2 * np.abs(x - y), 0, 1)
+    return np.round(np.stack([red, green, blue], axis=-1) * 255).astype(np.uint8)
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise log-softmax, numerically stable."""
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def kept_imagenet_log_probs(logits: np.ndarray) -> np.ndarray:
+    """ImageNet log-probabilities of the KEPT_IMAGENET classes only (what the feature cache stores)."""
+    return log_softmax(logits)[:, list(KEPT_IMAGENET)]
+
+
+@dataclass
+class BackboneOutput:
+    """What the backbone says about a batch of photos."""
+
+    feature_maps: np.ndarray  # N x 1280 x 7 x 7
+    logits: np.ndarray  # N x 1000, ImageNet
+
+    @property
+    def pooled(self) -> np.ndarray:
+        """N x 1280 mean-pooled features: the head's input."""
+        return self.feature_maps.mean(axis=(2, 3))
+
+
+class Backbone:
+    """The converted EfficientNet-Lite0, run by OpenCV's dnn; one net shared by threads behind a lock."""
+
+    def __init__(self, directory: Path = BACKBONE_DIR, name: str = BACKBONE_NAME):
+        import cv2
+
+        self.record_path = Path(directory) / f"{name}.json"
+        try:
+            self.record = json.loads(self.record_path.read_text(encoding="utf-8"))
+            self.path = Path(directory) / self.record["file"]
+            data = self.path.read_bytes()
+        except (OSError, ValueError, KeyError) as error:
+            raise PhotoModelError(f"the photo backbone is missing or unreadable in {directory} ({error}); "
+                                  "restore models/backbones from the repository or rerun "
+                                  "scripts/convert_backbone.py") from None
+        if hashlib.sha256(data).hexdigest() != self.record.get("sha256"):
+            raise PhotoModelError(f"{self.path.name} does not match its recorded checksum (damaged file); restore "
+                                  "it from the repository or rerun scripts/convert_backbone.py")
+        try:
+            self._net = cv2.dnn.readNetFromONNX(str(self.path))
+        except cv2.error as error:
+            raise PhotoModelError(f"OpenCV could not load {self.path.name}: {str(error).strip()[:200]}") from None
+        self._lock = threading.Lock()
+        self.kept_rows = self._kept_imagenet_rows(Path(directory))
+        self.name = name
+        self.size = int(self.record.get("size", PHOTO_SIZE))
+
+    def _kept_imagenet_rows(self, directory: Path) -> np.ndarray:
+        """ImageNet's classifier rows (len(KEPT_IMAGENET) x 1280) for the classes the photo model reads."""
+        try:
+            with np.load(directory / self.record["kept_imagenet_file"], allow_pickle=False) as data:
+                if tuple(int(c) for c in data["classes"]) != KEPT_IMAGENET:
+                    raise ValueError("its classes are not KEPT_IMAGENET")
+                return data["weights"].astype(np.float64)
+        except (OSError, ValueError, KeyError) as error:
+            raise PhotoModelError(f"the backbone's ImageNet rows are missing or damaged ({error}); rerun "
+                                  "scripts/convert_backbone.py") from None
+
+    def run(self, pixels: np.ndarray) -> BackboneOutput:
+        """N x 224 x 224 x 3 RGB (uint8 or float 0..255) -> feature maps and ImageNet logits."""
+        pixels = np.ascontiguousarray(pixels, dtype=np.float32)
+        if pixels.ndim == 3:
+            pixels = pixels[None]
+        with self._lock:
+            self._net.setInput(pixels)
+            feature_maps, logits = self._net.forward(["features", "logits"])
+        return BackboneOutput(np.array(feature_maps), np.array(logits))
+
+
+@dataclass
+class PhotoHead:
+    """The trained part of the photo model: standardisation, a linear softmax, its temperature and threshold."""
+
+    weights: np.ndarray  # 1280 x 11
+    bias: np.ndarray  # 11
+    mean: np.ndarray  # 1280: feature standardisation learnt on the training photos
+    scale: np.ndarray  # 1280
+    temperature: float = 1.0  # fitted on the validation photos (calibration)
+    sure_threshold: float = 0.7  # calibrated top probability from which an answer counts as sure
+    meta: dict = field(default_factory=dict)
+
+    def logits(self, pooled: np.ndarray) -> np.ndarray:
+        """Uncalibrated head logits (N x 11) for N x 1280 pooled features."""
+        return ((np.asarray(pooled, np.float64) - self.mean) / self.scale) @ self.weights + self.bias
+
+    def head_probabilities(self, pooled: np.ndarray) -> np.ndarray:
+        """Calibrated softmax of the head alone (N x 11), before ImageNet's bag and shoe types."""
+        return np.exp(log_softmax(self.logits(pooled) / self.temperature))
+
+    def probabilities(self, pooled: np.ndarray, imagenet_kept: np.ndarray) -> np.ndarray:
+        """The answer's probabilities (N x 11): the head's, with ImageNet's bag mass and shoe types folded in.
+
+        imagenet_kept: ImageNet log-probabilities of KEPT_IMAGENET (kept_imagenet_log_probs). The bag gets
+        ImageNet's summed bag probability and everything else shares the rest; the head's shoe mass is
+        split between sandal, sneaker and ankle boot in the proportions of ImageNet's shoe types (the
+        head's own split is untaught: its photos are labelled "Shoes" only).
+        """
+        return fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept)
+
+    def heat_map(self, feature_maps: np.ndarray, output: int) -> np.ndarray:
+        """Class activation map (7 x 7, 0..1) of one photo for one output: each position's share of its logit.
+
+        The head is linear on the mean of the feature map, so its logit is the mean over positions of
+        this per-position score (Zhou et al. 2016, CAM): exact, and one matrix product.
+        """
+        column = self.weights[:, output] / self.scale
+        return normalised_cam(np.tensordot(column, np.asarray(feature_maps, np.float64), axes=(0, 0)))
+
+    def to_bytes(self) -> bytes:
+        """The head as one .npz file (arrays only: loading it runs no code)."""
+        buffer = io.BytesIO()
+        np.savez(buffer, weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32),
+                 mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
+                 temperature=np.float64(self.temperature), sure_threshold=np.float64(self.sure_threshold))
+        return buffer.getvalue()
+
+    def save(self, path: Path) -> None:
+        """Write head.npz (the registry calls this inside its staging directory)."""
+        Path(path).write_bytes(self.to_bytes())
+
+    @classmethod
+    def load(cls, path: Path, meta: dict | None = None) -> PhotoHead:
+        """Read a head.npz written by save (allow_pickle off)."""
+        with np.load(path, allow_pickle=False) as data:
+            return cls(data["weights"].astype(np.float64), data["bias"].astype(np.float64),
+                       data["mean"].astype(np.float64), data["scale"].astype(np.float64),
+                       float(data["temperature"]), float(data["sure_threshold"]), meta or {})
+
+
+def imagenet_group_mass(imagenet_kept: np.ndarray, classes) -> np.ndarray:
+    """Summed ImageNet probability (N) of some of the KEPT_IMAGENET classes."""
+    columns = [KEPT_IMAGENET.index(index) for index in classes]
+    return np.exp(np.asarray(imagenet_kept, np.float64)[:, columns]).sum(axis=1)
+
+
+def fold_in_imagenet(head: np.ndarray, imagenet_kept: np.ndarray) -> np.ndarray:
+    """Head probabilities (N x 11) with ImageNet's bag probability and shoe-type proportions folded in."""
+    head = np.asarray(head, np.float64)
+    result = head.copy()
+    shoe_mass = head[:, list(SHOES)].sum(axis=1)
+    type_mass = np.stack([imagenet_group_mass(imagenet_kept, SHOE_TYPE_CLASSES[c]) for c in SHOES], axis=1)
+    known = type_mass.sum(axis=1) > 1e-6
+    shares = np.where(known[:, None], type_mass / np.maximum(type_mass.sum(axis=1, keepdims=True), 1e-12),
+                      head[:, list(SHOES)] / np.maximum(shoe_mass[:, None], 1e-12))
+    result[:, list(SHOES)] = shoe_mass[:, None] * shares
+    bag = imagenet_group_mass(imagenet_kept, BAG_CLASSES)
+    result *= (1.0 - bag)[:, None]
+    result[:, BAG] += bag
+    return result
+
+
+# ---- the photo model's registry: models/photo/<id>/head.npz + meta.json, with its own active pointer ----
+
+HEAD_FILE = "head.npz"
+
+
+def photo_models_dir(root: Path | None = None) -> Path:
+    """The photo heads' registry: models/photo (inside FMNIST_MODELS_DIR when that is set)."""
+    from fmnist_core.config import models_dir
+
+    return Path(root or models_dir()) / "photo"
+
+
+def save_photo_head(head: PhotoHead, root: Path | None = None, activate: bool = False) -> str:
+    """Register a trained head (atomic, like a CNN model); returns its id."""
+    from fmnist_core import registry
+
+    model_id = registry.save_model(head, {**head.meta, "architecture": "photo-head"},
+                                   model_id=registry.new_model_id(f"photo-{BACKBONE_NAME.split('-')[-1]}"),
+                                   root=photo_models_dir(root), model_file=HEAD_FILE)
+    if activate:
+        registry.set_active(model_id, photo_models_dir(root), model_file=HEAD_FILE)
+    return model_id
+
+
+def list_photo_heads(root: Path | None = None):
+    """The registered photo heads (registry.ModelInfo), newest first."""
+    from fmnist_core import registry
+
+    return registry.list_models(photo_models_dir(root), model_file=HEAD_FILE)
+
+
+def active_photo_head_id(root: Path | None = None) -> str | None:
+    """The active photo head's id, or None."""
+    from fmnist_core import registry
+
+    return registry.get_active_id(photo_models_dir(root))
+
+
+def activate_photo_head(model_id: str, root: Path | None = None) -> None:
+    """Make a registered head the one that answers photos."""
+    from fmnist_core import registry
+
+    registry.set_active(model_id, photo_models_dir(root), model_file=HEAD_FILE)
+
+
+def load_photo_head(model_id: str | None = None, root: Path | None = None) -> PhotoHead:
+    """A registered head (the active one when None), or PhotoModelError saying what is wrong."""
+    from fmnist_core import registry
+
+    directory = photo_models_dir(root)
+    model_id = model_id or registry.get_active_id(directory)
+    if model_id is None:
+        raise PhotoModelError("no active photo model: train one (python -m fmnist_core train-photo --activate)")
+    try:
+        meta = registry.read_meta(model_id, directory)
+        head = PhotoHead.load(registry.model_dir(model_id, directory) / HEAD_FILE, {**meta, "model_id": model_id})
+    except (registry.RegistryError, OSError, ValueError, KeyError) as error:
+        raise PhotoModelError(f"photo model {model_id} could not be loaded: {error}") from None
+    if head.weights.shape != (head.mean.shape[0], len(OUTPUT_NAMES)):
+        raise PhotoModelError(f"photo model {model_id} has weights of the wrong shape {head.weights.shape}")
+    return head
+
+
+# ---- answering a photo -----------------------------------------------------------------------------
+
+@dataclass
+class PhotoAnswer:
+    """The photo model's answer for one photo."""
+
+    output: int  # 0..9 a class, NONE_INDEX for "not one of the ten classes"
+    confidence: float  # calibrated probability of that output
+    sure: bool  # confidence at or above the head's threshold, and one of the ten classes
+    probabilities: np.ndarray = field(repr=False)  # 11
+    view: np.ndarray = field(repr=False)  # the size x size RGB image the backbone got
+    feature_maps: np.ndarray = field(repr=False)  # 1280 x 7 x 7
+    imagenet_kept_probabilities: np.ndarray = field(repr=False)  # ImageNet probabilities of KEPT_IMAGENET
+
+    @property
+    def name(self) -> str:
+        """The class name, or NONE_NAME."""
+        return OUTPUT_NAMES[self.output]
+
+    def top_k(self, k: int = 5) -> list[tuple[str, float]]:
+        """The k most probable outputs with their probabilities."""
+        order = np.argsort(self.probabilities)[::-1][:k]
+        return [(OUTPUT_NAMES[int(i)], float(self.probabilities[int(i)])) for i in order]
+
+
+class PhotoModel:
+    """The backbone and the active (or a chosen) head, loaded once; answers photos."""
+
+    def __init__(self, backbone: Backbone, head: PhotoHead):
+        self.backbone = backbone
+        self.head = head
+
+    @classmethod
+    def load(cls, head_id: str | None = None, root: Path | None = None) -> PhotoModel:
+        """Load the backbone and a registered head; PhotoModelError when either is missing or damaged."""
+        return cls(Backbone(), load_photo_head(head_id, root))
+
+    @property
+    def model_id(self) -> str | None:
+        """The head's registry id."""
+        return self.head.meta.get("model_id")
+
+    def answer_views(self, views: np.ndarray) -> list[PhotoAnswer]:
+        """Answers for N photo views (N x size x size x 3, from preprocess.photo_view)."""
+        output = self.backbone.run(views)
+        kept = kept_imagenet_log_probs(output.logits)
+        probabilities = self.head.probabilities(output.pooled, kept)
+        answers = []
+        for index, row in enumerate(probabilities):
+            best = int(row.argmax())
+            sure = bool(row[best] >= self.head.sure_threshold and best != NONE_INDEX)
+            answers.append(PhotoAnswer(best, float(row[best]), sure, row, views[index], output.feature_maps[index],
+                                       np.exp(kept[index])))
+        return answers
+
+    def heat_map(self, answer: PhotoAnswer) -> np.ndarray:
+        """The answer's class activation map, 7 x 7 in 0..1 (see PhotoHead.heat_map).
+
+        A shoe type or a bag is decided by ImageNet's classes, but where the head saw "shoe" is shown:
+        its shoe outputs share one direction, so the sandal column stands for all three.
+        """
+        if answer.output == BAG:  # where ImageNet's bag classes saw their evidence, weighted by their share
+            weights = answer.imagenet_kept_probabilities[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
+            rows = self.backbone.kept_rows[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
+            return normalised_cam(np.tensordot(weights @ rows, np.asarray(answer.feature_maps, np.float64), axes=(0, 0)))
+        output = SANDAL if answer.output in SHOES else answer.output
+        return self.head.heat_map(answer.feature_maps, output)
+
+
+def normalised_cam(cam: np.ndarray) -> np.ndarray:
+    """A class activation map with negative evidence cut and the peak at 1."""
+    cam = np.maximum(cam, 0.0)
+    top = cam.max()
+    return cam / top if top > 0 else cam
