@@ -114,7 +114,9 @@ def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, ch
         st.error(f"{name}: {error}.")
         return
     photo, result = st.columns([1, 3])
-    photo.image(data, caption="Your image", width="stretch")
+    # The decoded, upright image (a 16-bit or CMYK file cannot be shown as it was uploaded).
+    shown = answer.preprocessed.steps[0][1] if answer.preprocessed else answer.photo.view
+    photo.image(shown, caption="Your image", width="stretch")
     with result:
         show_answer(answer)
 

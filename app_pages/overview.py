@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from fmnist_core import registry
+from fmnist_core import photo, registry
 from fmnist_core.config import TrainConfig, tta_summary
 from fmnist_core.data import CLASS_NAMES
 from ui.common import activate_button, format_model_label
@@ -73,6 +73,45 @@ if models:
                               format_func=lambda model_id: format_model_label(by_id[model_id], active_id))
         if choice != active_id:
             activate_button(choice, f"Make {choice} the active model", key="overview_activate")
+
+st.divider()
+st.subheader("Photo model")
+photo_heads = photo.list_photo_heads()
+active_photo = photo.active_photo_head_id()
+photo_by_id = {info.model_id: info for info in photo_heads}
+if active_photo not in photo_by_id or not photo_by_id[active_photo].ok:
+    st.warning("No usable photo model: real photos are answered by the Fashion-MNIST CNN, which often gets them "
+               "wrong. Train one on the **Train** page (or `python -m fmnist_core train-photo --activate`).")
+else:
+    photo_meta = photo_by_id[active_photo].meta
+    test = (photo_meta.get("metrics") or {}).get("test") or {}
+    st.markdown(f"Active photo model: `{active_photo}` — EfficientNet-Lite0 features, a head trained on "
+                f"{(photo_meta.get('training_data') or {}).get('photos', {}).get('fitted', '?')} real phone photos.")
+    columns = st.columns(4)
+    columns[0].metric("Held-out real photos right", f"{test.get('accuracy', 0):.1%}",
+                      help=f"{test.get('checked', '?')} photos kept aside by a fixed rule; "
+                           + (photo_meta.get("training_data") or {}).get("split_rule", ""))
+    columns[1].metric("Sure answers right", f"{test.get('sure_accuracy') or 0:.1%}",
+                      help=f"Answers at or above {photo_meta.get('calibration', {}).get('sure_threshold', 0):.0%} "
+                           "calibrated probability count as sure.")
+    columns[2].metric("Photos answered sure", f"{test.get('sure_coverage', 0):.0%}")
+    columns[3].metric("Hats, shorts, skirts flagged", f"{test.get('not_of_the_ten_flagged') or 0:.0%}",
+                      help="as not one of the ten classes")
+    per_label = test.get("per_source_label") or {}
+    if per_label:
+        frame = pd.DataFrame({"photo label": list(per_label), "right": [v["accuracy"] for v in per_label.values()]})
+        st.bar_chart(frame, x="photo label", y="right", horizontal=True, height=300, sort=False)
+        st.caption("Held-out photos by their source label (Longsleeve counts as right for T-shirt/top or "
+                   "Pullover, Shoes for any shoe; Hat, Shorts and Skirt are right when flagged as none of the ten).")
+    others = [info.model_id for info in photo_heads if info.ok and info.model_id != active_photo]
+    if others:
+        choice = st.selectbox("Photo model to activate", others, key="overview_photo_choice")
+        from ui.auth import admin_allowed
+
+        if admin_allowed("Activating a model", key="overview_photo_activate") and st.button(
+                f"Make {choice} the active photo model", key="overview_photo_activate_button"):
+            photo.activate_photo_head(choice)
+            st.rerun()
 
 st.divider()
 st.subheader("Where next")

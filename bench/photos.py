@@ -76,7 +76,8 @@ def cli_predict(paths: list[Path], model: str | None) -> tuple[list[dict], float
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
 
     def command(files: list[Path]) -> list[str]:
-        return [sys.executable, "-m", "fmnist_core", "predict", "--json", *map(str, files)] + (
+        # --use cnn: this benchmark measures the Fashion-MNIST CNN's 28x28 path (bench.photo_model the photo model).
+        return [sys.executable, "-m", "fmnist_core", "predict", "--json", "--use", "cnn", *map(str, files)] + (
             ["--model", model] if model else [])
 
     # Start-up (Python, TensorFlow, model load) varies by a second or more from run to run, and a batch

@@ -67,13 +67,17 @@ class Answer:
 
 
 def looks_like_dataset_image(image: Image.Image) -> bool:
-    """True for a small grey image: a Fashion-MNIST picture or one made like it, which the CNN should answer."""
-    if max(image.size) > SMALL_IMAGE:
-        return False
-    if image.mode in ("L", "LA", "I", "I;16", "F", "1"):
+    """True for a grey image that is small or bright-on-black: a Fashion-MNIST picture (enlarged or not) or one
+    made like it, which the CNN should answer. Colour photos, and grey photos of a garment on a light page, are not."""
+    if image.mode not in ("L", "I", "I;16", "F", "1"):
+        rgb = np.asarray(image.convert("RGB")).astype(np.int16)
+        if int(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max()) > 8:
+            return False
+    if max(image.size) <= SMALL_IMAGE:
         return True
-    rgb = np.asarray(image.convert("RGB")).astype(np.int16)
-    return int(np.abs(rgb - rgb.mean(axis=2, keepdims=True)).max()) <= 8
+    gray = np.asarray(image.convert("L"))
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return float(np.median(border)) < 16.0
 
 
 def choose_model(image: Image.Image, choice: str, photo_model: PhotoModel | None,
@@ -88,7 +92,7 @@ def choose_model(image: Image.Image, choice: str, photo_model: PhotoModel | None
             raise ValueError(f"the photo model is not available: {photo_problem or 'not loaded'}")
         return "photo", "you chose the photo model"
     if looks_like_dataset_image(image):
-        return "cnn", "a small grey image, in the dataset's own form: the Fashion-MNIST CNN answers"
+        return "cnn", "a grey image in the dataset's own form: the Fashion-MNIST CNN answers"
     if photo_model is None:
         return "cnn", f"the photo model is not available ({photo_problem or 'not loaded'}): the CNN answers"
     return "photo", "a photo: the photo model (trained on real photos) answers"
@@ -111,11 +115,13 @@ def _photo_answer(answer: PhotoAnswer, threshold: float, why: str, top_k: int) -
 
 
 def answer_image(source, classifier: Classifier, photo_model: PhotoModel | None = None, choice: str = "auto",
-                 top_k: int = 5, heat_maps: bool = False, photo_problem: str | None = None) -> Answer:
+                 top_k: int = 5, heat_maps: bool = False, photo_problem: str | None = None,
+                 cnn_view: bool = True) -> Answer:
     """Answer one image (file, bytes, PIL image or array); ImageError for something that is not an image.
 
     The photo model answers photos (see choose_model); the CNN's 28x28 view and answer are always made
-    too. With heat_maps, the Answer carries the photo model's class activation map and the CNN's Grad-CAM.
+    too (unless cnn_view is False and the photo model answers). With heat_maps, the Answer carries the photo
+    model's class activation map and the CNN's Grad-CAM.
     """
     started = time.perf_counter()
     image = decode(source, draft=photo_model.backbone.size if photo_model else PHOTO_SIZE)
@@ -123,9 +129,9 @@ def answer_image(source, classifier: Classifier, photo_model: PhotoModel | None 
     photo = None
     if kind == "photo":
         # The CNN's view (GrabCut on a busy photo: up to ~180 ms) is made on the other core meanwhile.
-        cnn_view = _POOL.submit(_cnn_prediction, image, classifier, top_k)
+        pending = _POOL.submit(_cnn_prediction, image, classifier, top_k) if cnn_view else None
         photo = photo_model.answer_views(photo_view(image, photo_model.backbone.size)[None])[0]
-        cnn, cnn_problem = cnn_view.result()
+        cnn, cnn_problem = pending.result() if pending else (None, "not asked for")
         fields = _photo_answer(photo, photo_model.head.sure_threshold, why, top_k)
     else:
         cnn, cnn_problem = _cnn_prediction(image, classifier, top_k)
@@ -170,7 +176,15 @@ def add_heat_maps(answer: Answer, classifier: Classifier, photo_model: PhotoMode
 
 def answer_many(sources: list, classifier: Classifier, photo_model: PhotoModel | None = None, choice: str = "auto",
                 top_k: int = 3, photo_problem: str | None = None) -> list[Answer | Exception]:
-    """Answer several images; a bad one comes back as its exception, in place, and never stops the others."""
+    """Answer several images; a bad one comes back as its exception, in place, and never stops the others.
+
+    With choice "cnn" the images are prepared in parallel threads and scored in one batch (the CNN's
+    throughput path); otherwise one by one, each through answer_image.
+    """
+    if choice == "cnn":
+        return [item if isinstance(item, Exception) else
+                Answer(*_cnn_answer(item, "you chose the Fashion-MNIST CNN"), cnn=item)
+                for item in classifier.classify_many(sources, top_k)]
     answers: list[Answer | Exception] = []
     for source in sources:
         try:

@@ -34,7 +34,12 @@ SHOES = (SANDAL, SNEAKER, ANKLE_BOOT)
 BAG_CLASSES = {414: "backpack", 636: "mailbag", 748: "purse", 728: "plastic bag", 893: "wallet"}
 SHOE_TYPE_CLASSES = {SANDAL: {774: "sandal"}, SNEAKER: {770: "running shoe", 630: "loafer"},
                      ANKLE_BOOT: {514: "cowboy boot", 502: "clog"}}
-KEPT_IMAGENET = tuple(sorted([*BAG_CLASSES, *(i for group in SHOE_TYPE_CLASSES.values() for i in group)]))
+# Knitwear and jersey: what tells a sweater (Pullover) from a long-sleeve top (T-shirt/top) in the photos
+# labelled only "Longsleeve" (fmnist_core.photo_train.resolve_set_labels).
+KNITWEAR_CLASSES = {841: "sweatshirt", 474: "cardigan"}
+JERSEY_CLASSES = {610: "jersey, T-shirt"}
+KEPT_IMAGENET = tuple(sorted([*BAG_CLASSES, *(i for group in SHOE_TYPE_CLASSES.values() for i in group),
+                              *KNITWEAR_CLASSES, *JERSEY_CLASSES]))
 
 
 class PhotoModelError(RuntimeError):

@@ -19,7 +19,8 @@ import numpy as np
 
 from fmnist_core.config import REPO_ROOT
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.photo import NONE_INDEX, OUTPUT_NAMES, SHOES, PhotoHead, fold_in_imagenet, log_softmax
+from fmnist_core.photo import (JERSEY_CLASSES, KNITWEAR_CLASSES, NONE_INDEX, OUTPUT_NAMES, SHOES, PhotoHead,
+                               fold_in_imagenet, imagenet_group_mass, log_softmax)
 
 FEATURES_FILE = REPO_ROOT / "data" / "photo-features" / "clothing-lite0.npz"
 T_SHIRT, TROUSER, PULLOVER, DRESS, COAT, _, SHIRT = range(7)
@@ -45,6 +46,7 @@ class PhotoTrainConfig:
     l2: float = 3e-3  # weight decay on the standardised features
     balance: float = 0.5  # sample weight = (photos of its source label) ** -balance; 0 = every photo alike
     sure_accuracy: float = 0.95  # the out-of-fold accuracy the "sure" threshold must reach
+    knitwear_to_pullover: bool = True  # narrow "Longsleeve" to Pullover where ImageNet sees knitwear
     max_iterations: int = 100  # L-BFGS steps; the held-out accuracy was the same at 100 and 300
     folds: int = 5  # cross-validation folds whose out-of-fold answers calibrate the head
 
@@ -205,6 +207,26 @@ def scores_of(probabilities: np.ndarray, photos: PhotoSet, threshold: float) -> 
     }
 
 
+def training_targets(photos: PhotoSet, config: PhotoTrainConfig) -> np.ndarray:
+    """The outputs each photo may train towards: its label's set, narrowed where ImageNet's classes decide it.
+
+    "Longsleeve" allows T-shirt/top or Pullover. With only that set, the head files every long-sleeve top
+    under T-shirt/top (the larger class) and sweaters with them (0 of 6 sweaters in the real test photos
+    came out Pullover). Where ImageNet's knitwear classes (sweatshirt, cardigan) outweigh its jersey, the
+    set narrows to Pullover; elsewhere the loss stays over the set. Measured by 5-fold cross-validation:
+    hoodies (which the team checks as Pullover) 66 -> 74 % right, overall 87.3 -> 87.5 %, T-shirts
+    95.9 -> 94.3 % (BENCHMARKS.md). Evaluation always uses the label's own set.
+    """
+    allowed = photos.allowed.copy()
+    if config.knitwear_to_pullover:
+        knit = imagenet_group_mass(photos.imagenet_kept, KNITWEAR_CLASSES)
+        jersey = imagenet_group_mass(photos.imagenet_kept, JERSEY_CLASSES)
+        sweaters = (photos.labels == "Longsleeve") & (knit > jersey)
+        allowed[sweaters] = False
+        allowed[sweaters, PULLOVER] = True
+    return allowed
+
+
 def fold_of(file_name: str, folds: int) -> int:
     """The cross-validation fold of a training photo, by a second fixed hash of its file name."""
     return int(hashlib.sha256(file_name.encode("utf-8")).hexdigest()[8:16], 16) % folds
@@ -214,7 +236,7 @@ def fit_head(photos: PhotoSet, config: PhotoTrainConfig) -> PhotoHead:
     """A head (standardisation + linear softmax) fitted on these photos; temperature 1, default threshold."""
     mean = photos.features.mean(axis=0)
     scale = photos.features.std(axis=0) + 1e-3
-    weights, bias = fit_linear_head((photos.features - mean) / scale, photos.allowed,
+    weights, bias = fit_linear_head((photos.features - mean) / scale, training_targets(photos, config),
                                     sample_weights(photos.labels, config.balance), config.l2, config.max_iterations)
     return PhotoHead(weights, bias, mean, scale)
 

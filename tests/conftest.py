@@ -54,3 +54,10 @@ def empty_registry(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("FMNIST_MODELS_DIR", str(root))
     monkeypatch.setenv("FMNIST_RUNS_DIR", str(tmp_path / "runs"))
     return root
+
+
+@pytest.fixture
+def photo_registry(registry_dir) -> Path:
+    """registry_dir with the shipped photo model (models/photo) copied in, so photos reach the photo model."""
+    shutil.copytree(REPO_ROOT / "models" / "photo", registry_dir / "photo")
+    return registry_dir

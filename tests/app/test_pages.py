@@ -73,7 +73,7 @@ def test_classify_upload_png(registry_dir, dataset):
     verdicts = [e.value for e in app.success] + [e.value for e in app.warning]
     assert any(name in verdict for verdict in verdicts for name in CLASS_NAMES), verdicts
     captions = " ".join(img.caption for element in app.get("image") for img in element.proto.imgs)
-    assert "What the model sees" in captions
+    assert "What the CNN sees" in captions
 
 
 def test_classify_bad_upload_is_one_clear_line(registry_dir):
@@ -133,3 +133,73 @@ def test_drawing_canvas_output_is_classified(registry_dir):
     prediction = Classifier.load().classify_array(prepared.model_input(), preprocessed=prepared)
     assert 0 <= prediction.class_index < 10
     assert prepared.image.max() == 255 and prepared.image[0, 0] == 0
+
+
+def _jpeg_of_a_garment_on_a_floor() -> bytes:
+    from tests.unit.test_answer import colour_photo
+
+    buffer = io.BytesIO()
+    colour_photo().save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def test_classify_photo_is_answered_by_the_photo_model_with_the_cnn_beside(photo_registry):
+    app = open_page("classify")
+    app.file_uploader(key="classify_uploads").set_value([("floor.jpg", _jpeg_of_a_garment_on_a_floor(),
+                                                          "image/jpeg")]).run()
+    assert_clean(app)
+    verdicts = " ".join(e.value for kind in ("success", "warning", "info") for e in getattr(app, kind))
+    assert "(photo model)" in verdicts, verdicts
+    captions = " ".join(img.caption for element in app.get("image") for img in element.proto.imgs)
+    assert "What the photo model sees (224x224)" in captions and "class activation map" in captions
+    assert "What the CNN sees (28x28)" in captions and "Grad-CAM" in captions
+    assert "The CNN says" in texts(app)
+    app.radio(key="classify_choice").set_value("Always the Fashion-MNIST CNN").run()
+    verdicts = " ".join(e.value for kind in ("success", "warning", "info") for e in getattr(app, kind))
+    assert "(Fashion-MNIST CNN)" in verdicts and "(photo model)" not in verdicts
+
+
+def test_classify_says_when_the_photo_model_is_missing(registry_dir):
+    app = open_page("classify")
+    assert_clean(app)
+    assert any("photo model is not available" in w.value for w in app.warning)
+    app.file_uploader(key="classify_uploads").set_value([("floor.jpg", _jpeg_of_a_garment_on_a_floor(),
+                                                          "image/jpeg")]).run()
+    assert any("(Fashion-MNIST CNN)" in e.value for kind in ("success", "warning") for e in getattr(app, kind))
+
+
+def test_classify_camera_goes_through_the_upload_path(photo_registry):
+    app = open_page("classify")
+    assert not app.get("camera_input"), "the camera stays off until asked for"
+    app.toggle(key="classify_camera_on").set_value(True).run()
+    assert_clean(app)
+    assert app.get("camera_input"), "turning the camera on shows the camera widget"
+
+
+def test_overview_names_the_photo_model_and_its_real_photo_score(photo_registry):
+    from fmnist_core import photo
+
+    app = open_page("overview")
+    assert_clean(app)
+    assert photo.active_photo_head_id() in texts(app)
+    labels = [metric.label for metric in app.metric]
+    assert "Held-out real photos right" in labels and "Sure answers right" in labels
+
+
+def test_activating_a_much_worse_model_asks_for_confirmation(registry_dir):
+    from fmnist_core.predict import Classifier
+
+    model = Classifier.load().model
+    full = {"architecture": "seed-basic", "dataset": {"test_images": 10000}}
+    good = registry.save_model(model, {**full, "test_metrics": {"accuracy": 0.93, "loss": 0.2}})
+    broken = registry.save_model(model, {**full, "test_metrics": {"accuracy": 0.1017, "loss": 2.3}})
+    registry.set_active(good)
+    app = open_page("overview")
+    app.selectbox(key="overview_model_choice").set_value(broken).run()
+    assert any("82.8 points below the active model" in w.value for w in app.warning)
+    assert app.button(key="overview_activate_button").disabled
+    assert registry.get_active_id() == good
+    app.checkbox(key="overview_activate_confirm").check().run()
+    app.button(key="overview_activate_button").click().run()
+    assert_clean(app)
+    assert registry.get_active_id() == broken

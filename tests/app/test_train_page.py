@@ -92,3 +92,41 @@ def test_erasing_without_augmentation_is_explained_and_starts_nothing(registry_d
     assert_clean(app)
     assert any("turn augmentation on" in e.value for e in app.error)
     assert jobs.current_run_id() is None
+
+
+def test_photo_head_retrains_from_the_train_page(photo_registry):
+    from fmnist_core import photo
+
+    before = {info.model_id for info in photo.list_photo_heads()}
+    app = open_page("train")
+    app.button(key="photo_train_start").click().run()
+    assert_clean(app)
+    run_id = jobs.current_run_id()
+    status = jobs.wait(run_id, timeout=300)
+    assert status["state"] == "finished" and status["kind"] == "photo", status
+    new = {info.model_id for info in photo.list_photo_heads()} - before
+    assert new == {status["model_id"]}
+    app.run()
+    assert_clean(app)
+    assert any("Photo model job" in str(m.value) for m in app.markdown)
+    assert photo.active_photo_head_id() != status["model_id"]
+    app.button(key="photo_activate_button").click().run()
+    assert photo.active_photo_head_id() == status["model_id"]
+
+
+def test_a_broken_finished_model_is_called_broken(registry_dir):
+    from fmnist_core.predict import Classifier
+
+    meta = registry.read_meta(registry.get_active_id())
+    broken = registry.save_model(Classifier.load().model, {**meta, "test_metrics": {"accuracy": 0.1017, "loss": 2.3}})
+    run_dir = jobs.runs_dir() / "20261201-000000-broken"
+    run_dir.mkdir(parents=True)
+    from fmnist_core.fsutil import atomic_write_json
+
+    atomic_write_json(run_dir / "status.json", {"run_id": run_dir.name, "state": "finished", "model_id": broken,
+                                                "config": TrainConfig(subset=6000, epochs=3).to_dict(),
+                                                "test_accuracy": 0.1017, "epochs": 3, "epoch": 3})
+    atomic_write_json(jobs.runs_dir() / "current.json", {"run_id": run_dir.name, "pid": None})
+    app = open_page("train")
+    assert_clean(app)
+    assert any("close to chance" in e.value for e in app.error)

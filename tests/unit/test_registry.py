@@ -119,3 +119,44 @@ def test_grad_cam_highlights_the_item(registry_dir, dataset):
     assert cam.shape == (28, 28) and 0.0 <= cam.min() and cam.max() <= 1.0 + 1e-6
     again = classifier.grad_cam(image, classifier.classify_array(image).class_index)
     np.testing.assert_allclose(cam, again, atol=1e-5)
+
+
+def _model_scoring(registry_dir, accuracy: float | None) -> str:
+    """A registry copy of the active model whose meta records a full-test-set accuracy."""
+    model = Classifier.load(root=registry_dir).model
+    meta = {"architecture": "seed-basic", "dataset": {"test_images": 10000}}
+    if accuracy is not None:
+        meta["test_metrics"] = {"accuracy": accuracy, "loss": 0.3}
+    return registry.save_model(model, meta, root=registry_dir)
+
+
+def test_activating_a_much_worse_model_needs_confirmation(registry_dir):
+    good = _model_scoring(registry_dir, 0.93)
+    registry.set_active(good, registry_dir)
+    slightly_worse, broken, unknown = (_model_scoring(registry_dir, a) for a in (0.925, 0.1017, None))
+    assert registry.activation_drop(slightly_worse, registry_dir) is None  # within 1 point
+    risk = registry.activation_drop(broken, registry_dir)
+    assert risk is not None and risk.points == pytest.approx(82.83)
+    assert "82.8 points below the active model" in risk.describe() and good in risk.describe()
+    assert "no recorded test accuracy" in registry.activation_drop(unknown, registry_dir).describe()
+    assert registry.activation_drop(good, registry_dir) is None  # the active one itself
+
+
+def test_cli_activate_refuses_a_worse_model_without_force(registry_dir):
+    from tests.unit.test_cli import run_cli
+
+    good = _model_scoring(registry_dir, 0.93)
+    registry.set_active(good, registry_dir)
+    broken = _model_scoring(registry_dir, 0.1)
+    refused = run_cli("activate", broken, env_root=registry_dir)
+    assert refused.returncode == 1 and "83.0 points below" in refused.stderr and "--force" in refused.stderr
+    assert registry.get_active_id(registry_dir) == good
+    forced = run_cli("activate", broken, "--force", env_root=registry_dir)
+    assert forced.returncode == 0 and "warning" in forced.stdout
+    assert registry.get_active_id(registry_dir) == broken
+
+
+def test_reserved_folder_names_are_not_model_ids(registry_dir):
+    for name in ("photo", "backbones"):
+        with pytest.raises(RegistryError, match="invalid model id"):
+            registry.delete_model(name, registry_dir)
