@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 from matplotlib import colormaps
 
+from fmnist_core import exports
 from fmnist_core.answer import Answer, answer_drawing, answer_image
 from fmnist_core.predict import Classifier
 from fmnist_core.preprocess import EmptyImageError, ImageError
@@ -93,12 +94,15 @@ def show_answer(answer: Answer) -> None:
         show_cnn_view(answer, "The Fashion-MNIST CNN's view")
 
 
-def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, choice: str) -> None:
-    """One uploaded or camera image: size check, answer, show; any bad file gets one clear line."""
+def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, choice: str) -> dict:
+    """One uploaded or camera image: size check, answer, show; any bad file gets one clear line.
+
+    Returns the answer's record for the batch CSV (with an "error" instead when there is none).
+    """
     st.markdown(f"#### {name}")
     if size > UPLOAD_LIMIT_MB * 1024 * 1024:
         st.error(f"{name}: {size / 1e6:.1f} MB is over the {UPLOAD_LIMIT_MB:g} MB upload limit.")
-        return
+        return {"file": name, "error": f"over the {UPLOAD_LIMIT_MB:g} MB upload limit"}
     photo_model, problem = get_photo_model()
     try:
         with st.spinner("Looking at the photo…"):
@@ -106,19 +110,17 @@ def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, ch
                                   photo_problem=problem)
     except EmptyImageError as error:
         st.warning(f"{name}: {error}.")
-        return
-    except ImageError as error:
+        return {"file": name, "error": str(error)}
+    except (ImageError, ValueError) as error:  # ValueError: the photo model was asked for and is missing
         st.error(f"{name}: {error}.")
-        return
-    except ValueError as error:  # the photo model was asked for and is missing
-        st.error(f"{name}: {error}.")
-        return
+        return {"file": name, "error": str(error)}
     photo, result = st.columns([1, 3])
     # The decoded, upright image (a 16-bit or CMYK file cannot be shown as it was uploaded).
     shown = answer.preprocessed.steps[0][1] if answer.preprocessed else answer.photo.view
     photo.image(shown, caption="Your image", width="stretch")
     with result:
         show_answer(answer)
+    return {"file": name, **answer.to_json()}
 
 
 def upload_tab(classifier: Classifier, choice: str) -> None:
@@ -129,8 +131,12 @@ def upload_tab(classifier: Classifier, choice: str) -> None:
     if not uploads:
         st.caption("Tip: one garment per photo, whole in the frame. Hats, shorts and skirts are not among the ten "
                    "classes: the photo model says so.")
-    for upload in uploads or []:
-        classify_bytes(upload.name, upload.getvalue(), upload.size, classifier, choice)
+    records = [classify_bytes(upload.name, upload.getvalue(), upload.size, classifier, choice)
+               for upload in uploads or []]
+    if records:
+        st.download_button(f"Answers for these {len(records)} image(s) (CSV)", exports.answers_csv(records),
+                           file_name="fmnist-answers.csv", mime="text/csv", on_click="ignore",
+                           icon=":material/download:", key="classify_download_answers")
 
 
 def camera_tab(classifier: Classifier, choice: str) -> None:

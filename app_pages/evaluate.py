@@ -1,51 +1,72 @@
-"""Evaluate: confusion matrix, per-class report, most-confused pairs, misclassified gallery."""
-
-import matplotlib
-
-matplotlib.use("Agg")
+"""Evaluate: confusion matrix, per-class report, most-confused pairs, misclassified gallery, downloads, comparison."""
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import seaborn as sns
 import streamlit as st
 
-from fmnist_core import registry
+from fmnist_core import exports, registry
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.evaluate import most_confused_pairs
+from fmnist_core.evaluate import compare_evaluations, most_confused_pairs
+from fmnist_core.figures import confusion_difference_figure, confusion_figure, gallery_figure
 from ui.common import format_model_label, get_classifier, get_dataset, get_evaluation
 
 GALLERY_SIZE = 24
 
 
-def confusion_figure(confusion: list[list[int]], normalise: bool):
-    """Seaborn heatmap of the confusion matrix, counts or row-normalised."""
-    matrix = np.array(confusion, dtype=float)
-    if normalise:
-        matrix = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    figure, axes = plt.subplots(figsize=(8, 6.5))
-    sns.heatmap(matrix, annot=True, fmt=".2f" if normalise else ".0f", cmap="Blues", cbar=False, ax=axes,
-                xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES, annot_kws={"size": 8})
-    axes.set_xlabel("Predicted class")
-    axes.set_ylabel("True class")
-    plt.setp(axes.get_xticklabels(), rotation=40, ha="right")
-    figure.tight_layout()
-    return figure
+def show_downloads(model_id: str, evaluation, labels) -> None:
+    """The confusion matrix as PNG, the report and the per-image predictions as CSV, built in memory on click."""
+    columns = st.columns(3)
+    columns[0].download_button("Confusion matrix (PNG)", lambda: exports.confusion_matrix_png(evaluation, title=model_id),
+                               file_name=f"{model_id}-confusion-matrix.png", mime="image/png", on_click="ignore",
+                               icon=":material/download:", key="download_confusion")
+    columns[1].download_button("Per-class report (CSV)", lambda: exports.classification_report_csv(evaluation),
+                               file_name=f"{model_id}-classification-report.csv", mime="text/csv",
+                               on_click="ignore", icon=":material/download:", key="download_report")
+    columns[2].download_button("Predictions for the 10,000 test images (CSV)",
+                               lambda: exports.predictions_csv(evaluation, labels),
+                               file_name=f"{model_id}-test-predictions.csv", mime="text/csv", on_click="ignore",
+                               icon=":material/download:", key="download_predictions")
 
 
-def gallery_figure(images, true_labels, predicted, confidence, columns: int = 8):
-    """Tiles like the seed tutorials: image, predicted label and confidence, true label; green right, red wrong."""
-    rows = int(np.ceil(len(images) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.6, rows * 1.9))
-    for axis in np.atleast_1d(axes).ravel():
-        axis.axis("off")
-    for axis, image, truth, guess, prob in zip(np.atleast_1d(axes).ravel(), images, true_labels, predicted,
-                                               confidence):
-        axis.imshow(image, cmap="gray", interpolation="nearest")
-        color = "green" if truth == guess else "red"
-        axis.set_title(f"{CLASS_NAMES[guess]} {prob:.0%}\n(true: {CLASS_NAMES[truth]})", color=color, fontsize=7)
-    figure.tight_layout()
-    return figure
+def show_comparison(model_id: str, other_id: str, evaluation, other, dataset) -> None:
+    """Per-class accuracy side by side, the confusion matrices' difference, and who gets which images right."""
+    comparison = compare_evaluations(evaluation, other, dataset.y_test)
+    gained, lost = len(comparison.only_second_right), len(comparison.only_first_right)
+    st.markdown(f"**`{other_id}`** vs **`{model_id}`**: {other.accuracy:.2%} vs {evaluation.accuracy:.2%} "
+                f"({comparison.accuracy_difference:+.2f} points). It gets **{gained}** test images right that "
+                f"`{model_id}` gets wrong, and **{lost}** wrong that it gets right.")
+    left, right = st.columns([2, 3])
+    table = pd.DataFrame(comparison.per_class).rename(columns={"first": model_id, "second": other_id,
+                                                               "difference": "difference (points)"})
+    left.dataframe(table.style.format({model_id: "{:.1%}", other_id: "{:.1%}", "difference (points)": "{:+.1f}"})
+                   .background_gradient(subset=["difference (points)"], cmap="RdYlGn", vmin=-3, vmax=3),
+                   hide_index=True, width="stretch")
+    if comparison.changed_pairs:
+        left.caption("Mistakes that changed most (images of the true class predicted as the other):")
+        left.dataframe(pd.DataFrame(comparison.changed_pairs, columns=["true", "predicted as", model_id, other_id]),
+                       hide_index=True, width="stretch")
+    with right:
+        figure = confusion_difference_figure(comparison.confusion_difference,
+                                             f"{other_id} minus {model_id}: blue = more images, red = fewer")
+        st.pyplot(figure, clear_figure=True)
+        plt.close(figure)
+        st.caption("On the diagonal blue is better (more right); off the diagonal red is better (fewer of that "
+                   "mistake).")
+    for title, indices, right_one, wrong_one in (
+            (f"Right by `{other_id}`, wrong by `{model_id}`", comparison.only_second_right, other, evaluation),
+            (f"Right by `{model_id}`, wrong by `{other_id}`", comparison.only_first_right, evaluation, other)):
+        st.markdown(f"**{title}** ({len(indices)} images; showing up to {GALLERY_SIZE})")
+        if len(indices):
+            shown = indices[:GALLERY_SIZE]
+            titles = [f"{CLASS_NAMES[right_one.predicted[i]]} vs\n{CLASS_NAMES[wrong_one.predicted[i]]}" for i in shown]
+            figure = gallery_figure(dataset.x_test[shown], dataset.y_test[shown], wrong_one.predicted[shown],
+                                    wrong_one.confidence[shown], titles=titles)
+            st.pyplot(figure, clear_figure=True)
+            plt.close(figure)
+            st.caption("Each tile: the right answer vs the wrong one (red: the wrong model's answer).")
+        else:
+            st.caption("None.")
 
 
 st.title("Evaluate a model")
@@ -71,6 +92,7 @@ columns[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
 columns[1].metric("Test loss", f"{evaluation.loss:.4f}")
 columns[2].metric("Misclassified", f"{len(evaluation.misclassified):,} / {evaluation.n:,}")
 columns[3].metric("Macro F1", f"{evaluation.report['macro avg']['f1-score']:.3f}")
+show_downloads(model_id, evaluation, dataset.y_test)
 
 left, right = st.columns([3, 2])
 with left:
@@ -121,3 +143,14 @@ if len(wrong):
     plt.close(figure)
 else:
     st.info("No misclassified images for this filter.")
+
+st.divider()
+st.subheader("Compare with another model")
+others = [i for i in ids if i != model_id]
+if not others:
+    st.caption("Only one model in the registry: train another to compare.")
+else:
+    other_id = st.selectbox("Second model", others, key="evaluate_compare_with",
+                            format_func=lambda i: format_model_label(by_id[i], active_id))
+    if get_classifier(other_id) is not None:
+        show_comparison(model_id, other_id, evaluation, get_evaluation(other_id), dataset)

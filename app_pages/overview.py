@@ -3,9 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from fmnist_core import photo, registry
+from fmnist_core import exports, photo, registry
 from fmnist_core.config import TrainConfig, tta_summary
 from fmnist_core.data import CLASS_NAMES
+from ui.auth import model_download_allowed
 from ui.common import activate_button, format_model_label
 
 st.title(":material/checkroom: Fashion-MNIST workbench")
@@ -73,6 +74,15 @@ if models:
                               format_func=lambda model_id: format_model_label(by_id[model_id], active_id))
         if choice != active_id:
             activate_button(choice, f"Make {choice} the active model", key="overview_activate")
+        with st.expander("Download a model"):
+            st.caption("The `.keras` file with its `meta.json`, zipped: `keras.saving.load_model('model.keras', "
+                       "safe_mode=True)` loads it anywhere Keras 3 runs.")
+            download_id = st.selectbox("Model to download", usable, key="overview_download_choice",
+                                       format_func=lambda model_id: format_model_label(by_id[model_id], active_id))
+            if model_download_allowed(key="overview_download"):
+                st.download_button(f"Download {download_id} (.zip)", lambda: exports.model_zip(download_id),
+                                   file_name=f"{download_id}.zip", mime="application/zip", on_click="ignore",
+                                   icon=":material/download:", key="overview_download_button")
 
 st.divider()
 st.subheader("Photo model")
@@ -103,6 +113,11 @@ else:
         st.bar_chart(frame, x="photo label", y="right", horizontal=True, height=300, sort=False)
         st.caption("Held-out photos by their source label (Longsleeve counts as right for T-shirt/top or "
                    "Pullover, Shoes for any shoe; Hat, Shorts and Skirt are right when flagged as none of the ten).")
+    if model_download_allowed(key="overview_photo_download"):
+        st.download_button(f"Download the photo model {active_photo} (.zip, with its ONNX backbone)",
+                           lambda: exports.photo_model_zip(active_photo), file_name=f"{active_photo}.zip",
+                           mime="application/zip", on_click="ignore", icon=":material/download:",
+                           key="overview_photo_download_button")
     others = [info.model_id for info in photo_heads if info.ok and info.model_id != active_photo]
     if others:
         choice = st.selectbox("Photo model to activate", others, key="overview_photo_choice")

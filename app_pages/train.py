@@ -3,10 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from fmnist_core import jobs, photo, registry
+from fmnist_core import exports, jobs, photo, registry
 from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, PRESETS, TrainConfig, accuracy_warning
 from fmnist_core.models import ARCHITECTURES
-from fmnist_core.train import BATCHES_FILE, read_history
+from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, read_history
 from ui.auth import admin_allowed
 from ui.common import activate_button
 
@@ -129,6 +129,16 @@ def show_job(status: dict) -> None:
     columns[2].metric("Architecture", config.get("architecture", "?"))
     columns[3].metric("Test accuracy", f"{status['test_accuracy']:.2%}" if status.get("test_accuracy") else "–")
     show_curves(run_dir)
+    history = read_history(run_dir)
+    if history and state not in ACTIVE_STATES:
+        left, right = st.columns(2)
+        run_id = status["run_id"]
+        left.download_button("Curves (PNG)", lambda: exports.curves_png(history, f"run {run_id}"),
+                             file_name=f"run-{run_id}-curves.png", mime="image/png", on_click="ignore",
+                             icon=":material/download:", key="train_download_curves")
+        right.download_button("History (CSV)", lambda: exports.history_csv(history, HISTORY_COLUMNS),
+                              file_name=f"run-{run_id}-history.csv", mime="text/csv", on_click="ignore",
+                              icon=":material/download:", key="train_download_history")
     if state == "failed":
         st.error(f"Training failed: {status.get('error') or 'unknown reason'}")
     elif state == "cancelled":

@@ -85,3 +85,44 @@ def most_confused_pairs(confusion: list[list[int]], top: int = 5) -> list[tuple[
         if matrix[true_index, predicted_index] > 0:
             pairs.append((CLASS_NAMES[true_index], CLASS_NAMES[predicted_index], int(matrix[true_index, predicted_index])))
     return pairs
+
+
+@dataclass
+class Comparison:
+    """Two models on the same test set: per-class accuracy, confusion difference, images only one gets right."""
+
+    per_class: list[dict]  # class, first, second, difference (accuracy points, second - first)
+    confusion_difference: list[list[int]]  # second's confusion matrix minus the first's
+    only_first_right: np.ndarray = field(repr=False)  # test-set indices
+    only_second_right: np.ndarray = field(repr=False)
+    changed_pairs: list[tuple[str, str, int, int]] = field(default_factory=list)  # true, predicted, first, second
+
+    @property
+    def accuracy_difference(self) -> float:
+        """Accuracy points the second model gains over the first (negative: loses)."""
+        return (len(self.only_second_right) - len(self.only_first_right)) / max(1, self.n) * 100
+
+    n: int = 0
+
+
+def compare_evaluations(first: Evaluation, second: Evaluation, labels: np.ndarray, top_pairs: int = 8) -> Comparison:
+    """Compare two evaluations of the same images (labels: their true classes)."""
+    labels = np.asarray(labels).astype(int)
+    if first.n != second.n or len(labels) != first.n:
+        raise ValueError("the two evaluations are not of the same images")
+    first_right, second_right = first.predicted == labels, second.predicted == labels
+    difference = (np.array(second.confusion) - np.array(first.confusion))
+    per_class = [{"class": name, "first": first.per_class_accuracy[index], "second": second.per_class_accuracy[index],
+                  "difference": (second.per_class_accuracy[index] - first.per_class_accuracy[index]) * 100}
+                 for index, name in enumerate(CLASS_NAMES)]
+    off_diagonal = np.abs(difference) * (1 - np.eye(NUM_CLASSES, dtype=int))
+    order = np.argsort(off_diagonal, axis=None)[::-1][:top_pairs]
+    pairs = []
+    for flat in order:
+        true_index, predicted_index = np.unravel_index(flat, difference.shape)
+        if off_diagonal[true_index, predicted_index]:
+            pairs.append((CLASS_NAMES[true_index], CLASS_NAMES[predicted_index],
+                          int(first.confusion[true_index][predicted_index]),
+                          int(second.confusion[true_index][predicted_index])))
+    return Comparison(per_class, difference.tolist(), np.flatnonzero(first_right & ~second_right),
+                      np.flatnonzero(second_right & ~first_right), pairs, n=first.n)

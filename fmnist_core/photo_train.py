@@ -19,8 +19,17 @@ import numpy as np
 
 from fmnist_core.config import REPO_ROOT
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.photo import (JERSEY_CLASSES, KNITWEAR_CLASSES, NONE_INDEX, OUTPUT_NAMES, SHOES, PhotoHead,
-                               fold_in_imagenet, imagenet_group_mass, log_softmax)
+from fmnist_core.photo import (
+    JERSEY_CLASSES,
+    KNITWEAR_CLASSES,
+    NONE_INDEX,
+    OUTPUT_NAMES,
+    SHOES,
+    PhotoHead,
+    fold_in_imagenet,
+    imagenet_group_mass,
+    log_softmax,
+)
 
 FEATURES_FILE = REPO_ROOT / "data" / "photo-features" / "clothing-lite0.npz"
 T_SHIRT, TROUSER, PULLOVER, DRESS, COAT, _, SHIRT = range(7)

@@ -34,3 +34,13 @@ def password_matches(given: str | None, policy: AdminPolicy) -> bool:
     if policy.mode != "password" or not given or policy.password is None:
         return False
     return hmac.compare_digest(given.encode("utf-8"), policy.password.encode("utf-8"))
+
+
+MODEL_DOWNLOAD_ENV = "FMNIST_ALLOW_MODEL_DOWNLOAD"
+
+
+def model_download_open(secret_value: object = None) -> bool:
+    """True when anyone may download models (FMNIST_ALLOW_MODEL_DOWNLOAD or allow_model_download in secrets);
+    otherwise a download sits behind the same admin gate as activate and delete."""
+    value = secret_value if secret_value is not None else os.environ.get(MODEL_DOWNLOAD_ENV, "")
+    return str(value).strip().lower() in ("1", "true", "yes")

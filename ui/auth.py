@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from fmnist_core.security import AdminPolicy, admin_policy, password_matches
+from fmnist_core.security import AdminPolicy, admin_policy, model_download_open, password_matches
 
 SESSION_FLAG = "admin_unlocked"
 
@@ -37,3 +37,13 @@ def admin_allowed(action: str, key: str) -> bool:
             else:
                 st.error("Wrong password.")
     return False
+
+
+def model_download_allowed(key: str) -> bool:
+    """True when this session may download a model: open by configuration, else behind the admin gate."""
+    secret = None
+    try:
+        secret = st.secrets.get("allow_model_download")
+    except Exception:  # no secrets file
+        secret = None
+    return model_download_open(secret) or admin_allowed("Downloading a model", key=key)

@@ -203,3 +203,38 @@ def test_activating_a_much_worse_model_asks_for_confirmation(registry_dir):
     app.button(key="overview_activate_button").click().run()
     assert_clean(app)
     assert registry.get_active_id() == broken
+
+
+def test_evaluate_offers_downloads_and_compares_two_models(registry_dir):
+    from fmnist_core.predict import Classifier
+
+    first = registry.get_active_id()
+    second = registry.save_model(Classifier.load().model, {**registry.read_meta(first), "created_at": "later"})
+    app = open_page("evaluate")
+    assert_clean(app)
+    labels = [button.proto.label for button in app.get("download_button")]
+    assert any("Confusion matrix (PNG)" in label for label in labels)
+    assert any("Predictions for the 10,000 test images" in label for label in labels)
+    assert app.selectbox(key="evaluate_compare_with").value == second
+    assert "gets **0** test images right" in texts(app)  # the same weights: nothing gained or lost
+    assert "Right by" in texts(app)
+
+
+def test_classify_offers_the_batch_answers_as_csv(photo_registry):
+    app = open_page("classify")
+    app.file_uploader(key="classify_uploads").set_value([
+        ("floor.jpg", _jpeg_of_a_garment_on_a_floor(), "image/jpeg"), ("bad.png", b"not an image", "image/png")]).run()
+    assert_clean(app)
+    labels = [button.proto.label for button in app.get("download_button")]
+    assert "Answers for these 2 image(s) (CSV)" in labels
+
+
+def test_model_download_sits_behind_the_admin_gate(registry_dir, monkeypatch):
+    monkeypatch.setenv("FMNIST_ADMIN_PASSWORD", "s3cret")
+    monkeypatch.delenv("FMNIST_ALLOW_MODEL_DOWNLOAD", raising=False)
+    app = open_page("overview")
+    assert_clean(app)
+    assert not [b for b in app.get("download_button") if "Download" in b.proto.label]
+    monkeypatch.setenv("FMNIST_ALLOW_MODEL_DOWNLOAD", "1")
+    app = open_page("overview")
+    assert any(b.proto.label.startswith("Download ") for b in app.get("download_button"))

@@ -63,17 +63,24 @@ def app_url(tmp_path_factory, trained_registry):
         log.close()
 
 
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+
+
 @pytest.fixture(scope="session")
-def browser():
-    """Debian's Chromium driven by Playwright (its own browser download does not work here)."""
+def playwright():
+    """One Playwright driver for the session (a second sync driver cannot run beside it)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"])
-        yield instance
-        instance.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):
+    """Debian's Chromium driven by Playwright (its own browser download does not work here)."""
+    instance = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+    yield instance
+    instance.close()
 
 
 @pytest.fixture

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from fmnist_core.data import CLASS_NAMES
+from tests.conftest import SHARED_PHOTOS
 from tests.e2e.conftest import SCREENSHOT_DIR
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +41,8 @@ def assert_no_exception(page) -> None:
 
 def assert_verdict_shown(page) -> None:
     """The success/warning box naming a class with its confidence appears, and no exception box."""
-    verdict = page.locator('[data-testid="stAlert"]').filter(has_text="confident").first
+    verdict = page.locator('[data-testid="stAlert"]').filter(
+        has_text=re.compile(r"\((photo model|Fashion-MNIST CNN)\)")).first
     verdict.wait_for(timeout=60_000)
     assert any(name in verdict.inner_text() for name in CLASS_NAMES)
     assert_no_exception(page)
@@ -53,6 +56,13 @@ def save_screenshot(page, name: str):
     path = SCREENSHOT_DIR / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def download(page, label) -> bytes:
+    """Click the download button with this label and return the file the browser received."""
+    with page.expect_download(timeout=60_000) as pending:
+        page.get_by_role("button", name=label).first.click()
+    return Path(pending.value.path()).read_bytes()
 
 
 def screenshot_is_not_blank(path) -> bool:
@@ -85,10 +95,35 @@ def test_upload_a_photo_shows_prediction_and_model_view(page, app_url, dataset):
     open_page(page, app_url, "classify")
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         files=[{"name": "ankle-boot.png", "mimeType": "image/png", "buffer": product_photo_png(dataset)}])
-    page.get_by_text("What the model sees (28x28)").first.wait_for(timeout=60_000)
+    page.get_by_text("What the CNN sees (28x28)").first.wait_for(timeout=60_000)
     assert_verdict_shown(page)
     page.locator('[data-testid="stImage"]').nth(2).wait_for()  # photo, model's view, heat map
     save_screenshot(page, "classify_upload")
+
+
+def test_a_real_photo_gets_the_photo_models_answer_beside_the_cnns_view(page, app_url):
+    from tests.unit.test_answer import colour_photo
+
+    coats = sorted((SHARED_PHOTOS / "coat").glob("*.jpg")) if SHARED_PHOTOS.is_dir() else []
+    if coats:  # a real phone photo from the test set, when ../shared is there
+        data, name = coats[0].read_bytes(), coats[0].name
+    else:
+        buffer = io.BytesIO()
+        colour_photo().save(buffer, "JPEG")
+        data, name = buffer.getvalue(), "floor.jpg"
+    open_page(page, app_url, "classify")
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        files=[{"name": name, "mimeType": "image/jpeg", "buffer": data}])
+    page.get_by_text("What the photo model sees (224x224)").first.wait_for(timeout=60_000)
+    verdict = page.locator('[data-testid="stAlert"]').filter(has_text="(photo model)").first
+    verdict.wait_for(timeout=60_000)
+    if coats:
+        assert "Coat" in verdict.inner_text()
+    page.get_by_text("class activation map").first.wait_for()
+    page.get_by_text("What the CNN sees (28x28)").first.wait_for()
+    page.get_by_text("The CNN says").first.wait_for()
+    assert_no_exception(page)
+    save_screenshot(page, "classify_photo")
 
 
 def test_draw_on_canvas_gives_a_prediction(page, app_url):
@@ -134,6 +169,10 @@ def test_training_survives_page_switch_and_lands_on_overview(page, app_url):
     page.get_by_text("running").or_(page.get_by_text("finished")).first.wait_for()
     page.get_by_text("— finished: finished").wait_for(timeout=240_000)
     assert_no_exception(page)
+    curves = Image.open(io.BytesIO(download(page, "Curves (PNG)")))
+    assert curves.format == "PNG" and curves.size[0] > 600
+    history = download(page, "History (CSV)").decode().splitlines()
+    assert history[0].startswith("epoch,loss,accuracy") and len(history) == 2  # one epoch
     new_model = page.get_by_text("New model").first.inner_text()
     model_id = re.search(r"(\d{8}-\d{6}-[\w.-]+)", new_model).group(1)
     open_page(page, app_url, "")

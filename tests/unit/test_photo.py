@@ -9,10 +9,19 @@ import numpy as np
 import pytest
 
 from fmnist_core import photo, photo_train
-from fmnist_core.photo import (BAG, KEPT_IMAGENET, NONE_INDEX, SHOE_TYPE_CLASSES, SHOES, Backbone, PhotoHead,
-                               PhotoModelError, fold_in_imagenet, reference_image)
-from fmnist_core.photo_train import (PhotoTrainConfig, fit_linear_head, fit_temperature, set_loss, split_of,
-                                     sure_threshold)
+from fmnist_core.photo import (
+    BAG,
+    KEPT_IMAGENET,
+    NONE_INDEX,
+    SHOE_TYPE_CLASSES,
+    SHOES,
+    Backbone,
+    PhotoHead,
+    PhotoModelError,
+    fold_in_imagenet,
+    reference_image,
+)
+from fmnist_core.photo_train import PhotoTrainConfig, fit_linear_head, fit_temperature, set_loss, split_of, sure_threshold
 
 
 @pytest.fixture(scope="module")
