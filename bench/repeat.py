@@ -1,0 +1,57 @@
+"""Several runs of each training entry, interleaved, in one session: medians and spread beside the baseline.
+
+    python -m bench.repeat --entries baseline,quick --runs 3
+
+Each run is bench.run's entry (its own process; presets go through fmnist_core.train.train, the code the
+CLI and the Train page's job run). Runs are interleaved (baseline, quick, baseline, quick, ...) so that a
+slow spell of this noisy machine hits every entry alike. Writes bench/results/repeat.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from bench.run import machine_description, run_entry
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    """Run, then print medians, min-max and the ratio of median times to the baseline's."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", default="baseline,quick")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    entries = args.entries.split(",")
+    results: dict[str, list[dict]] = {entry: [] for entry in entries}
+    for run in range(args.runs):
+        for entry in entries:
+            result = run_entry(entry, quick=False)
+            results[entry].append({"test_accuracy": result["test_accuracy"], "train_seconds": result["train_seconds"]})
+            print(f"run {run + 1} {entry}: {result['test_accuracy']:.4f} in {result['train_seconds']:.0f} s", flush=True)
+    summary = {}
+    for entry, runs in results.items():
+        accuracy = [r["test_accuracy"] for r in runs]
+        seconds = [r["train_seconds"] for r in runs]
+        summary[entry] = {"accuracy_median": float(np.median(accuracy)), "accuracy_min": min(accuracy),
+                          "accuracy_max": max(accuracy), "seconds_median": float(np.median(seconds)),
+                          "seconds_min": min(seconds), "seconds_max": max(seconds)}
+    baseline = summary.get("baseline", {}).get("seconds_median")
+    print("\n| entry | test accuracy, median (min-max) | train seconds, median (min-max) | x baseline (medians) |\n"
+          "|---|---|---|---|")
+    for entry, row in summary.items():
+        ratio = f"{row['seconds_median'] / baseline:.2f}" if baseline else "-"
+        print(f"| {entry} | {row['accuracy_median']:.2%} ({row['accuracy_min']:.2%}-{row['accuracy_max']:.2%}) | "
+              f"{row['seconds_median']:.0f} ({row['seconds_min']:.0f}-{row['seconds_max']:.0f}) | {ratio} |")
+    out = REPO_ROOT / "bench" / "results" / "repeat.json"
+    out.write_text(json.dumps({"machine": machine_description(), "created_at": datetime.now(UTC).isoformat(),
+                               "runs": results, "summary": summary}, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
