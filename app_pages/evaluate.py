@@ -33,7 +33,8 @@ def show_comparison(model_id: str, other_id: str, evaluation, other, dataset) ->
     """Per-class accuracy side by side, the confusion matrices' difference, and who gets which images right."""
     comparison = compare_evaluations(evaluation, other, dataset.y_test)
     gained, lost = len(comparison.only_second_right), len(comparison.only_first_right)
-    st.markdown(f"**`{other_id}`** vs **`{model_id}`**: {other.accuracy:.2%} vs {evaluation.accuracy:.2%} "
+    st.markdown(f"Second model **`{other_id}`** vs this model **`{model_id}`**: {other.accuracy:.2%} vs "
+                f"{evaluation.accuracy:.2%} "
                 f"({comparison.accuracy_difference:+.2f} points). It gets **{gained}** test images right that "
                 f"`{model_id}` gets wrong, and **{lost}** wrong that it gets right.")
     left, right = st.columns([2, 3])

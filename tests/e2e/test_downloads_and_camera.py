@@ -33,6 +33,7 @@ def test_evaluate_downloads_match_the_page(page, app_url, dataset):
     page.get_by_text("Compare with another model").wait_for()
     page.get_by_text(re.compile("Right by")).first.wait_for(timeout=120_000)
     assert_no_exception(page)
+    page.get_by_text("Compare with another model").scroll_into_view_if_needed()
     save_screenshot(page, "evaluate_compare")
 
 
