@@ -111,6 +111,7 @@ def test_camera_photo_is_answered_like_an_upload(playwright, app_url, tmp_path):
             assert "Coat" in verdict.inner_text()
         page.get_by_text("What the CNN sees (28x28)").first.wait_for()
         assert_no_exception(page)
+        verdict.scroll_into_view_if_needed()
         save_screenshot(page, "classify_camera")
     finally:
         browser.close()
