@@ -85,7 +85,7 @@ def product_photo_png(dataset) -> bytes:
 def test_every_page_renders_and_is_screenshotted(page, app_url, name):
     open_page(page, app_url, name)
     if name == "evaluate":
-        page.get_by_text("Confusion matrix").wait_for()
+        page.get_by_role("heading", name="Confusion matrix").wait_for()
         page.locator('[data-testid="stImage"]').first.wait_for()
     path = save_screenshot(page, name or "overview")
     assert screenshot_is_not_blank(path), f"{path} looks blank"

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 def test_evaluate_downloads_match_the_page(page, app_url, dataset):
     open_page(page, app_url, "evaluate")
-    page.get_by_text("Confusion matrix").first.wait_for()
+    page.get_by_role("heading", name="Confusion matrix").wait_for()
     shown = page.locator('[data-testid="stMetricValue"]').first.inner_text()  # e.g. 94.52%
     matrix = Image.open(io.BytesIO(download(page, "Confusion matrix (PNG)")))
     assert matrix.format == "PNG" and matrix.size[0] > 500
