@@ -94,7 +94,8 @@ def show_answer(answer: Answer) -> None:
         show_cnn_view(answer, "The Fashion-MNIST CNN's view")
 
 
-def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, choice: str) -> dict:
+def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, choice: str, photo_model,
+                   problem: str | None) -> dict:
     """One uploaded or camera image: size check, answer, show; any bad file gets one clear line.
 
     Returns the answer's record for the batch CSV (with an "error" instead when there is none).
@@ -103,7 +104,6 @@ def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, ch
     if size > UPLOAD_LIMIT_MB * 1024 * 1024:
         st.error(f"{name}: {size / 1e6:.1f} MB is over the {UPLOAD_LIMIT_MB:g} MB upload limit.")
         return {"file": name, "error": f"over the {UPLOAD_LIMIT_MB:g} MB upload limit"}
-    photo_model, problem = get_photo_model()
     try:
         with st.spinner("Looking at the photo…"):
             answer = answer_image(data, classifier, photo_model, choice, top_k=5, heat_maps=True,
@@ -123,7 +123,7 @@ def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, ch
     return {"file": name, **answer.to_json()}
 
 
-def upload_tab(classifier: Classifier, choice: str) -> None:
+def upload_tab(classifier: Classifier, choice: str, photo_model, problem: str | None) -> None:
     """Several files at once, a result for each."""
     uploads = st.file_uploader("Photos of clothing (one item per photo works best)", type=UPLOAD_TYPES,
                                accept_multiple_files=True, key="classify_uploads",
@@ -131,7 +131,7 @@ def upload_tab(classifier: Classifier, choice: str) -> None:
     if not uploads:
         st.caption("Tip: one garment per photo, whole in the frame. Hats, shorts and skirts are not among the ten "
                    "classes: the photo model says so.")
-    records = [classify_bytes(upload.name, upload.getvalue(), upload.size, classifier, choice)
+    records = [classify_bytes(upload.name, upload.getvalue(), upload.size, classifier, choice, photo_model, problem)
                for upload in uploads or []]
     if records:
         st.download_button(f"Answers for these {len(records)} image(s) (CSV)", exports.answers_csv(records),
@@ -139,7 +139,7 @@ def upload_tab(classifier: Classifier, choice: str) -> None:
                            icon=":material/download:", key="classify_download_answers")
 
 
-def camera_tab(classifier: Classifier, choice: str) -> None:
+def camera_tab(classifier: Classifier, choice: str, photo_model, problem: str | None) -> None:
     """A photo taken with the device's camera, answered exactly like an upload."""
     # The camera starts only when asked: a hidden tab must not ask every visitor for camera access.
     if not st.toggle("Use the camera", key="classify_camera_on"):
@@ -151,7 +151,7 @@ def camera_tab(classifier: Classifier, choice: str) -> None:
     if shot is None:
         st.caption("Nothing is sent anywhere but this app's server; the photo is not stored.")
         return
-    classify_bytes("Camera photo", shot.getvalue(), shot.size, classifier, choice)
+    classify_bytes("Camera photo", shot.getvalue(), shot.size, classifier, choice, photo_model, problem)
 
 
 def draw_tab(classifier: Classifier) -> None:
@@ -203,8 +203,8 @@ choice = MODEL_CHOICES[st.radio("Who answers photos", list(MODEL_CHOICES), horiz
                                      "own form) to the CNN. Drawings always go to the CNN.")]
 upload, camera, draw = st.tabs([":material/upload: Upload", ":material/photo_camera: Camera", ":material/draw: Draw"])
 with upload:
-    upload_tab(classifier, choice)
+    upload_tab(classifier, choice, photo_model, photo_problem)
 with camera:
-    camera_tab(classifier, choice)
+    camera_tab(classifier, choice, photo_model, photo_problem)
 with draw:
     draw_tab(classifier)

@@ -26,8 +26,8 @@ def format_seconds(seconds) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
-def show_curves(run_dir) -> None:
-    """Loss and accuracy per epoch (train vs validation), and the per-batch training loss."""
+def show_curves(run_dir) -> list[dict]:
+    """Loss and accuracy per epoch (train vs validation), and the per-batch training loss; returns the history."""
     history = read_history(run_dir)
     batches = read_history(run_dir, BATCHES_FILE)
     left, right = st.columns(2)
@@ -45,6 +45,7 @@ def show_curves(run_dir) -> None:
         st.line_chart(frame[["loss", "accuracy"]], height=200)
     if not history and not batches:
         st.caption("The curves appear after the first batches.")
+    return history
 
 
 def show_comparison(status: dict) -> None:
@@ -128,8 +129,7 @@ def show_job(status: dict) -> None:
     config = status.get("config", {})
     columns[2].metric("Architecture", config.get("architecture", "?"))
     columns[3].metric("Test accuracy", f"{status['test_accuracy']:.2%}" if status.get("test_accuracy") else "–")
-    show_curves(run_dir)
-    history = read_history(run_dir)
+    history = show_curves(run_dir)
     if history and state not in ACTIVE_STATES:
         left, right = st.columns(2)
         run_id = status["run_id"]

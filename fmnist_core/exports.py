@@ -110,9 +110,10 @@ def predictions_csv(evaluation: Evaluation, labels: np.ndarray) -> bytes:
 
 
 def history_csv(history: list[dict], columns: tuple[str, ...]) -> bytes:
-    """A training run's per-epoch history as CSV."""
-    return csv_bytes(list(columns), ([("" if row.get(c) is None else row.get(c)) for c in columns]
-                                     for row in history))
+    """A training run's per-epoch history as CSV, written as the run's own history.csv is."""
+    from fmnist_core.train import csv_text
+
+    return csv_text(columns, history).encode("utf-8")
 
 
 def curves_png(history: list[dict], title: str | None = None) -> bytes:

@@ -56,7 +56,8 @@ def read_history(run_dir: Path, name: str = HISTORY_FILE) -> list[dict]:
     return rows
 
 
-def _csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
+def csv_text(columns: tuple[str, ...], rows: list[dict]) -> str:
+    """Rows (dicts) as CSV text with a header; missing or None values are empty cells."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -119,7 +120,7 @@ def make_callbacks(reporter: RunReporter, steps_per_epoch: int):
                 elapsed = now - self.train_started
                 eta = elapsed / done * (self.total_steps - done)
                 atomic_write_text(reporter.run_dir / BATCHES_FILE,
-                                  _csv_text(("step", "epoch", "loss", "accuracy"), self.batch_rows))
+                                  csv_text(("step", "epoch", "loss", "accuracy"), self.batch_rows))
                 reporter.write(state="running", epoch=self.epoch + 1, batch=batch + 1,
                                batches_per_epoch=steps_per_epoch, progress=round(done / self.total_steps, 4),
                                eta_s=round(eta, 1), message="training")
@@ -131,7 +132,7 @@ def make_callbacks(reporter: RunReporter, steps_per_epoch: int):
                    "learning_rate": float(np.asarray(learning_rate))}
             row.update({key: float(logs[key]) for key in HISTORY_COLUMNS if key in logs})
             self.history_rows.append(row)
-            atomic_write_text(reporter.run_dir / HISTORY_FILE, _csv_text(HISTORY_COLUMNS, self.history_rows))
+            atomic_write_text(reporter.run_dir / HISTORY_FILE, csv_text(HISTORY_COLUMNS, self.history_rows))
 
     class CancelOnRequest(keras.callbacks.Callback):
         """Stops between batches once the cancel flag file appears."""
