@@ -85,6 +85,8 @@ def show_answer(answer: Answer) -> None:
     if answer.photo is not None:
         left, middle, right = st.columns([1, 1, 2])
         left.image(answer.photo.view, caption="What the photo model sees (224x224)", width="stretch")
+        if len(answer.photo.views) > 1:
+            left.image(answer.photo.views[1], caption="... and its centre, closer (224x224)", width="stretch")
         if answer.photo_heat is not None:
             middle.image(heat_map_overlay(answer.photo.view, answer.photo_heat),
                          caption=f"Where it saw '{answer.class_name}' (class activation map)", width="stretch")

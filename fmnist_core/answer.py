@@ -21,7 +21,6 @@ from fmnist_core.preprocess import (
     EmptyImageError,
     Preprocessed,
     decode,
-    photo_view,
     preprocess,
     preprocess_drawing,
 )
@@ -130,7 +129,7 @@ def answer_image(source, classifier: Classifier, photo_model: PhotoModel | None 
     if kind == "photo":
         # The CNN's view (GrabCut on a busy photo: up to ~180 ms) is made on the other core meanwhile.
         pending = _POOL.submit(_cnn_prediction, image, classifier, top_k) if cnn_view else None
-        photo = photo_model.answer_views(photo_view(image, photo_model.backbone.size)[None])[0]
+        photo = photo_model.answer_photo(image)
         cnn, cnn_problem = pending.result() if pending else (None, "not asked for")
         fields = _photo_answer(photo, photo_model.head.sure_threshold, why, top_k)
     else:

@@ -1,8 +1,9 @@
 """The photo model: a pretrained EfficientNet-Lite0 backbone (ONNX, run by OpenCV's dnn) and a head trained on real photos.
 
-The backbone turns a 224x224 photo into a 1280 x 7 x 7 feature map and ImageNet's 1000 scores. The head
-is a linear softmax over the mean-pooled features with eleven outputs: the ten Fashion-MNIST classes and
-"not one of the ten". Two classes the real-photo pool cannot teach come from ImageNet's own classes: the
+The backbone turns a 224x224 view of a photo into a 1280 x 7 x 7 feature map and ImageNet's 1000 scores.
+It sees two views of each photo: the whole photo padded to a square, and its centre square (closer). The
+head is a linear softmax over the mean-pooled features of both views side by side (2 x 1280), with eleven
+outputs: the ten Fashion-MNIST classes and "not one of the ten". Two classes the real-photo pool cannot teach come from ImageNet's own classes: the
 bag (ImageNet's backpack, mailbag, purse, plastic bag and wallet) and the split of a shoe into sandal,
 sneaker or ankle boot (the photos are labelled only "Shoes"). See PhotoHead.probabilities.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 from fmnist_core.config import REPO_ROOT
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.preprocess import PHOTO_SIZE
+from fmnist_core.preprocess import PHOTO_SIZE, centre_share, photo_views
 
 BACKBONE_DIR = REPO_ROOT / "models" / "backbones"
 BACKBONE_NAME = "efficientnet-lite0"
@@ -65,6 +66,14 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def kept_imagenet_log_probs(logits: np.ndarray) -> np.ndarray:
     """ImageNet log-probabilities of the KEPT_IMAGENET classes only (what the feature cache stores)."""
     return log_softmax(logits)[:, list(KEPT_IMAGENET)]
+
+
+def mean_over_views(log_probs: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The log of the mean probability over several views' log-probabilities (ImageNet's view of a photo)."""
+    log_probs = np.asarray(log_probs, np.float64)
+    top = log_probs.max(axis=axis, keepdims=True)
+    mean = np.log(np.exp(log_probs - top).mean(axis=axis, keepdims=True)) + top
+    return np.squeeze(mean, axis=axis)
 
 
 @dataclass
@@ -133,16 +142,17 @@ class Backbone:
 class PhotoHead:
     """The trained part of the photo model: standardisation, a linear softmax, its temperature and threshold."""
 
-    weights: np.ndarray  # 1280 x 11
+    weights: np.ndarray  # (views x 1280) x 11
     bias: np.ndarray  # 11
-    mean: np.ndarray  # 1280: feature standardisation learnt on the training photos
-    scale: np.ndarray  # 1280
+    mean: np.ndarray  # views x 1280: feature standardisation learnt on the training photos
+    scale: np.ndarray  # views x 1280
     temperature: float = 1.0  # fitted on the validation photos (calibration)
     sure_threshold: float = 0.7  # calibrated top probability from which an answer counts as sure
     meta: dict = field(default_factory=dict)
+    views: tuple[str, ...] = ("whole",)  # the photo views (preprocess.PHOTO_VIEWS) whose features it reads, in order
 
     def logits(self, pooled: np.ndarray) -> np.ndarray:
-        """Uncalibrated head logits (N x 11) for N x 1280 pooled features."""
+        """Uncalibrated head logits (N x 11) for N x (views x 1280) pooled features, the views side by side."""
         return ((np.asarray(pooled, np.float64) - self.mean) / self.scale) @ self.weights + self.bias
 
     def head_probabilities(self, pooled: np.ndarray) -> np.ndarray:
@@ -159,21 +169,31 @@ class PhotoHead:
         """
         return fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept)
 
-    def heat_map(self, feature_maps: np.ndarray, output: int) -> np.ndarray:
-        """Class activation map (7 x 7, 0..1) of one photo for one output: each position's share of its logit.
+    def position_scores(self, feature_maps: np.ndarray, output: int) -> np.ndarray:
+        """Each view's per-position share of one output's logit (views x 7 x 7) for one photo's feature maps.
 
-        The head is linear on the mean of the feature map, so its logit is the mean over positions of
-        this per-position score (Zhou et al. 2016, CAM): exact, and one matrix product.
+        The head is linear on the mean of each view's feature map, so its logit is the sum over views of
+        the mean over positions of these scores (Zhou et al. 2016, CAM): exact, and one matrix product.
+        feature_maps: views x 1280 x 7 x 7 (or 1280 x 7 x 7 for a one-view head).
         """
-        column = self.weights[:, output] / self.scale
-        return normalised_cam(np.tensordot(column, np.asarray(feature_maps, np.float64), axes=(0, 0)))
+        maps = np.asarray(feature_maps, np.float64).reshape(len(self.views), -1, *np.shape(feature_maps)[-2:])
+        columns = (self.weights[:, output] / self.scale).reshape(len(self.views), -1)
+        return np.einsum("vc,vcyx->vyx", columns, maps)
+
+    def heat_map(self, feature_maps: np.ndarray, output: int, share: float = 1.0) -> np.ndarray:
+        """Class activation map (0..1) of one photo for one output, in the whole view's frame.
+
+        share: the centre view's side as a share of the whole view's (preprocess.centre_share).
+        """
+        return views_cam(self.position_scores(feature_maps, output), self.views, share)
 
     def to_bytes(self) -> bytes:
         """The head as one .npz file (arrays only: loading it runs no code)."""
         buffer = io.BytesIO()
         np.savez(buffer, weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32),
                  mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
-                 temperature=np.float64(self.temperature), sure_threshold=np.float64(self.sure_threshold))
+                 temperature=np.float64(self.temperature), sure_threshold=np.float64(self.sure_threshold),
+                 views=np.array(self.views, dtype=str))
         return buffer.getvalue()
 
     def save(self, path: Path) -> None:
@@ -184,9 +204,11 @@ class PhotoHead:
     def load(cls, path: Path, meta: dict | None = None) -> PhotoHead:
         """Read a head.npz written by save (allow_pickle off)."""
         with np.load(path, allow_pickle=False) as data:
+            # Heads saved before the centre view existed read the whole photo only.
+            views = tuple(str(v) for v in data["views"]) if "views" in data.files else ("whole",)
             return cls(data["weights"].astype(np.float64), data["bias"].astype(np.float64),
                        data["mean"].astype(np.float64), data["scale"].astype(np.float64),
-                       float(data["temperature"]), float(data["sure_threshold"]), meta or {})
+                       float(data["temperature"]), float(data["sure_threshold"]), meta or {}, views)
 
 
 def imagenet_group_mass(imagenet_kept: np.ndarray, classes) -> np.ndarray:
@@ -269,8 +291,9 @@ def load_photo_head(model_id: str | None = None, root: Path | None = None) -> Ph
         head = PhotoHead.load(registry.model_dir(model_id, directory) / HEAD_FILE, {**meta, "model_id": model_id})
     except (registry.RegistryError, OSError, ValueError, KeyError) as error:
         raise PhotoModelError(f"photo model {model_id} could not be loaded: {error}") from None
-    if head.weights.shape != (head.mean.shape[0], len(OUTPUT_NAMES)):
-        raise PhotoModelError(f"photo model {model_id} has weights of the wrong shape {head.weights.shape}")
+    if head.weights.shape != (head.mean.shape[0], len(OUTPUT_NAMES)) or head.mean.shape[0] % len(head.views):
+        raise PhotoModelError(f"photo model {model_id} has weights of the wrong shape {head.weights.shape} "
+                              f"for its {len(head.views)} view(s)")
     return head
 
 
@@ -284,9 +307,16 @@ class PhotoAnswer:
     confidence: float  # calibrated probability of that output
     sure: bool  # confidence at or above the head's threshold, and one of the ten classes
     probabilities: np.ndarray = field(repr=False)  # 11
-    view: np.ndarray = field(repr=False)  # the size x size RGB image the backbone got
-    feature_maps: np.ndarray = field(repr=False)  # 1280 x 7 x 7
+    views: np.ndarray = field(repr=False)  # views x size x size x 3: the RGB images the backbone got
+    feature_maps: np.ndarray = field(repr=False)  # views x 1280 x 7 x 7
     imagenet_kept_probabilities: np.ndarray = field(repr=False)  # ImageNet probabilities of KEPT_IMAGENET
+    view_names: tuple[str, ...] = ("whole",)
+    centre_share: float = 1.0  # the centre view's side as a share of the whole view's
+
+    @property
+    def view(self) -> np.ndarray:
+        """The whole photo as the backbone got it (size x size RGB): the view the heat map is drawn on."""
+        return self.views[0]
 
     @property
     def name(self) -> str:
@@ -316,21 +346,19 @@ class PhotoModel:
         """The head's registry id."""
         return self.head.meta.get("model_id")
 
-    def answer_views(self, views: np.ndarray) -> list[PhotoAnswer]:
-        """Answers for N photo views (N x size x size x 3, from preprocess.photo_view)."""
+    def answer_photo(self, image) -> PhotoAnswer:
+        """The answer for one decoded photo (PIL image): its views through the backbone in one batch, then the head."""
+        views = photo_views(image, self.head.views, self.backbone.size)
         output = self.backbone.run(views)
-        kept = kept_imagenet_log_probs(output.logits)
-        probabilities = self.head.probabilities(output.pooled, kept)
-        answers = []
-        for index, row in enumerate(probabilities):
-            best = int(row.argmax())
-            sure = bool(row[best] >= self.head.sure_threshold and best != NONE_INDEX)
-            answers.append(PhotoAnswer(best, float(row[best]), sure, row, views[index], output.feature_maps[index],
-                                       np.exp(kept[index])))
-        return answers
+        kept = mean_over_views(kept_imagenet_log_probs(output.logits))[None]
+        row = self.head.probabilities(output.pooled.reshape(1, -1), kept)[0]
+        best = int(row.argmax())
+        sure = bool(row[best] >= self.head.sure_threshold and best != NONE_INDEX)
+        return PhotoAnswer(best, float(row[best]), sure, row, views, output.feature_maps, np.exp(kept[0]),
+                           self.head.views, centre_share(image))
 
     def heat_map(self, answer: PhotoAnswer) -> np.ndarray:
-        """The answer's class activation map, 7 x 7 in 0..1 (see PhotoHead.heat_map).
+        """The answer's class activation map in the whole view's frame, 0..1 (see PhotoHead.heat_map).
 
         A shoe type or a bag is decided by ImageNet's classes, but where the head saw "shoe" is shown:
         its shoe outputs share one direction, so the sandal column stands for all three.
@@ -338,9 +366,34 @@ class PhotoModel:
         if answer.output == BAG:  # where ImageNet's bag classes saw their evidence, weighted by their share
             weights = answer.imagenet_kept_probabilities[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
             rows = self.backbone.kept_rows[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
-            return normalised_cam(np.tensordot(weights @ rows, np.asarray(answer.feature_maps, np.float64), axes=(0, 0)))
+            scores = np.einsum("c,vcyx->vyx", weights @ rows, np.asarray(answer.feature_maps, np.float64))
+            return views_cam(scores, answer.view_names, answer.centre_share)
         output = SANDAL if answer.output in SHOES else answer.output
-        return self.head.heat_map(answer.feature_maps, output)
+        return self.head.heat_map(answer.feature_maps, output, answer.centre_share)
+
+
+CAM_GRID = 56  # the combined map's side: fine enough to place the centre view's 7 x 7 inside the whole view's
+
+
+def views_cam(scores: np.ndarray, views: tuple[str, ...], share: float) -> np.ndarray:
+    """Per-view position scores (views x 7 x 7) laid into the whole view's frame and normalised (0..1).
+
+    A one-view head's map stays 7 x 7. With the centre view, its scores are stretched over the centre
+    square it saw (share of the side, centred: the whole view pads the photo, the centre view crops it)
+    and added to the whole view's.
+    """
+    import cv2
+
+    scores = np.asarray(scores, np.float64)
+    if tuple(views) == ("whole",):
+        return normalised_cam(scores[0])
+    combined = np.zeros((CAM_GRID, CAM_GRID))
+    for name, view_scores in zip(views, scores):
+        side = CAM_GRID if name == "whole" else max(1, int(round(CAM_GRID * share)))
+        start = (CAM_GRID - side) // 2
+        combined[start:start + side, start:start + side] += cv2.resize(view_scores, (side, side),
+                                                                       interpolation=cv2.INTER_LINEAR)
+    return normalised_cam(combined)
 
 
 def normalised_cam(cam: np.ndarray) -> np.ndarray:

@@ -445,17 +445,27 @@ def decode(source, draft: int = WORK_SIZE) -> Image.Image:
     return apply_exif_orientation(open_image(source, draft))
 
 
+def _rgb_on_white(image: Image.Image) -> np.ndarray:
+    """The image as RGB, transparency laid on white, as a shop photo is."""
+    if image.mode in ("RGBA", "LA", "PA", "P") and (image.mode != "P" or "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+
+
+def _resized_square(square: np.ndarray, size: int) -> np.ndarray:
+    interpolation = cv2.INTER_AREA if square.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(square), (size, size), interpolation=interpolation)
+
+
 def photo_view(image: Image.Image, size: int = PHOTO_SIZE) -> np.ndarray:
     """The photo model's input: the whole photo padded to a square with its border colour, size x size RGB.
 
     Padding keeps the whole garment in view (a centre crop cuts sleeves and shoes off: padding scored
     better on a validation split of real photos); transparency is laid on white, as a shop photo is.
     """
-    if image.mode in ("RGBA", "LA", "PA", "P") and (image.mode != "P" or "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(white, rgba)
-    rgb = np.asarray(image.convert("RGB") if image.mode != "RGB" else image)
+    rgb = _rgb_on_white(image)
     border = np.concatenate([rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1]])
     fill = tuple(int(v) for v in np.median(border, axis=0))
     height, width = rgb.shape[:2]
@@ -463,5 +473,34 @@ def photo_view(image: Image.Image, size: int = PHOTO_SIZE) -> np.ndarray:
     top, left = (side - height) // 2, (side - width) // 2
     square = cv2.copyMakeBorder(np.ascontiguousarray(rgb), top, side - height - top, left, side - width - left,
                                 cv2.BORDER_CONSTANT, value=fill)
-    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
-    return cv2.resize(square, (size, size), interpolation=interpolation)
+    return _resized_square(square, size)
+
+
+def photo_centre_view(image: Image.Image, size: int = PHOTO_SIZE) -> np.ndarray:
+    """The photo's centre square (the shorter side's length), size x size RGB: the garment seen closer.
+
+    Beside the padded whole photo it shows the backbone the fabric and the details at a larger scale;
+    the two views together scored better than either alone on real photos (BENCHMARKS.md).
+    """
+    rgb = _rgb_on_white(image)
+    height, width = rgb.shape[:2]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return _resized_square(rgb[top:top + side, left:left + side], size)
+
+
+PHOTO_VIEWS = {"whole": photo_view, "centre": photo_centre_view}
+
+
+def photo_views(image: Image.Image, names: tuple[str, ...], size: int = PHOTO_SIZE) -> np.ndarray:
+    """The named views of one photo stacked (len(names) x size x size x 3), in the order named."""
+    unknown = [name for name in names if name not in PHOTO_VIEWS]
+    if unknown:
+        raise ValueError(f"unknown photo view(s) {unknown} (known: {', '.join(PHOTO_VIEWS)})")
+    return np.stack([PHOTO_VIEWS[name](image, size) for name in names])
+
+
+def centre_share(image: Image.Image) -> float:
+    """The centre view's side as a share of the whole view's: where the centre view sits in the whole one."""
+    width, height = image.size
+    return min(width, height) / max(width, height)

@@ -152,6 +152,7 @@ def test_classify_photo_is_answered_by_the_photo_model_with_the_cnn_beside(photo
     assert "(photo model)" in verdicts, verdicts
     captions = " ".join(img.caption for element in app.get("image") for img in element.proto.imgs)
     assert "What the photo model sees (224x224)" in captions and "class activation map" in captions
+    assert "... and its centre, closer (224x224)" in captions
     assert "What the CNN sees (28x28)" in captions and "Grad-CAM" in captions
     assert "The CNN says" in texts(app)
     app.radio(key="classify_choice").set_value("Always the Fashion-MNIST CNN").run()

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from fmnist_core.answer import answer_drawing, answer_image, choose_model, looks_like_dataset_image
+from fmnist_core import photo
 from fmnist_core.photo import NONE_NAME, PhotoModel
 from fmnist_core.predict import Classifier
 from tests.conftest import REPO_ROOT, SHARED_PHOTOS
@@ -61,7 +62,8 @@ def test_a_photo_is_answered_by_the_photo_model_with_the_cnn_view_beside(models)
     assert answer.model == "photo" and answer.photo is not None
     assert answer.photo.view.shape == (224, 224, 3)
     assert answer.cnn is not None and answer.cnn.preprocessed.image.shape == (28, 28)
-    assert answer.photo_heat.shape == (7, 7) and answer.cnn_heat.shape == (28, 28)
+    assert answer.photo.views.shape == (2, 224, 224, 3)  # the whole photo and its centre
+    assert answer.photo_heat.shape == (photo.CAM_GRID, photo.CAM_GRID) and answer.cnn_heat.shape == (28, 28)
     assert answer.sure == (answer.confidence >= photo_model.head.sure_threshold and answer.class_name != NONE_NAME)
     assert abs(sum(p for _, p in answer.photo.top_k(11)) - 1.0) < 1e-6
     record = answer.to_json()

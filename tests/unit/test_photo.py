@@ -19,7 +19,9 @@ from fmnist_core.photo import (
     PhotoHead,
     PhotoModelError,
     fold_in_imagenet,
+    mean_over_views,
     reference_image,
+    views_cam,
 )
 from fmnist_core.photo_train import PhotoTrainConfig, fit_linear_head, fit_temperature, set_loss, split_of, sure_threshold
 
@@ -147,18 +149,20 @@ def test_imagenet_folds_in_bag_mass_and_shoe_types():
     assert bagged.argmax() == BAG and bagged.sum() == pytest.approx(1.0)
 
 
-def synthetic_feature_file(path, photos_per_label: int = 40, dims: int = 24):
-    """A small feature cache in the real file's format: each source label a cluster."""
+def synthetic_feature_file(path, photos_per_label: int = 40, dims: int = 24, views=("whole", "centre")):
+    """Small feature caches in the real files' format, one per view: each source label a cluster."""
     rng = np.random.default_rng(3)
     labels = ["T-Shirt", "Longsleeve", "Pants", "Hoodie", "Dress", "Outwear", "Shirt", "Shoes", "Hat", "Shorts",
               "Skirt", "Not sure"]
     centres = {label: rng.normal(size=dims) * 4 for label in labels}
     rows = [(f"{label}-{index}.jpg", label) for label in labels for index in range(photos_per_label)]
-    features = np.stack([centres[label] + rng.normal(size=dims) for _, label in rows]).astype(np.float16)
-    kept = np.full((len(rows), len(KEPT_IMAGENET)), -12.0, np.float16)
-    np.savez_compressed(path, files=np.array([name for name, _ in rows]), labels=np.array([label for _, label in rows]),
-                        kids=np.zeros(len(rows), bool), features=features, imagenet_kept=kept,
-                        kept_imagenet=np.array(KEPT_IMAGENET), backbone_sha256=np.array("test"))
+    for view in views:
+        features = np.stack([centres[label] + rng.normal(size=dims) for _, label in rows]).astype(np.float16)
+        kept = np.full((len(rows), len(KEPT_IMAGENET)), -12.0, np.float16)
+        np.savez_compressed(photo_train.view_features_file(path, view), files=np.array([name for name, _ in rows]),
+                            labels=np.array([label for _, label in rows]), kids=np.zeros(len(rows), bool),
+                            features=features, imagenet_kept=kept, kept_imagenet=np.array(KEPT_IMAGENET),
+                            backbone_sha256=np.array("test"), view=np.array(view))
     return path
 
 
@@ -182,7 +186,8 @@ def test_photo_head_registry_round_trip(tmp_path):
     assert photo.active_photo_head_id(tmp_path / "models") == model_id
     assert [info.model_id for info in photo.list_photo_heads(tmp_path / "models")] == [model_id]
     loaded = photo.load_photo_head(root=tmp_path / "models")
-    features = np.random.default_rng(4).normal(size=(3, 24))
+    assert loaded.views == ("whole", "centre") and loaded.weights.shape == (48, 11)
+    features = np.random.default_rng(4).normal(size=(3, 48))
     kept = np.full((3, len(KEPT_IMAGENET)), -12.0)
     assert np.allclose(loaded.probabilities(features, kept), head.probabilities(features, kept), atol=1e-5)
     assert loaded.meta["calibration"]["temperature"] == pytest.approx(head.temperature, abs=1e-4)
@@ -217,6 +222,60 @@ def test_heat_map_is_each_positions_share_of_the_logit():
 def test_the_shipped_photo_head_loads_and_has_its_figures():
     head = photo.load_photo_head(root=photo_train.REPO_ROOT / "models")
     test = head.meta["metrics"]["test"]
-    assert head.weights.shape == (1280, 11) and 0.3 < head.sure_threshold < 0.99
+    assert head.views == ("whole", "centre") and head.weights.shape == (2 * 1280, 11)
+    assert 0.3 < head.sure_threshold < 0.99
     assert test["accuracy"] > 0.8 and test["photos"] > 500
     assert head.meta["outputs"][NONE_INDEX] == photo.NONE_NAME
+
+
+def test_feature_caches_of_the_views_go_side_by_side(tmp_path):
+    path = synthetic_feature_file(tmp_path / "features.npz")
+    whole = photo_train.load_photo_set(path)
+    both = photo_train.load_photo_set(path, ("whole", "centre"))
+    assert whole.features.shape[1] == 24 and both.features.shape[1] == 48
+    assert np.array_equal(both.features[:, :24], whole.features) and np.array_equal(both.files, whole.files)
+    # A centre file whose photos are in another order is refused, not silently misaligned.
+    with np.load(photo_train.view_features_file(path, "centre")) as data:
+        shuffled = {key: data[key] for key in data.files}
+    shuffled["files"] = shuffled["files"][::-1]
+    np.savez_compressed(photo_train.view_features_file(path, "centre"), **shuffled)
+    with pytest.raises(ValueError, match="same photos in the same order"):
+        photo_train.load_photo_set(path, ("whole", "centre"))
+
+
+def test_views_must_start_with_the_whole_photo():
+    with pytest.raises(ValueError, match="start with 'whole'"):
+        PhotoTrainConfig(views=("centre", "whole"))
+    with pytest.raises(ValueError, match="start with 'whole'"):
+        PhotoTrainConfig(views=("whole", "zoom"))
+
+
+def test_imagenet_probabilities_are_averaged_over_the_views():
+    log_probs = np.log(np.array([[0.2, 0.8], [0.6, 0.4]]))
+    assert np.allclose(np.exp(mean_over_views(log_probs)), [0.4, 0.6])
+
+
+def test_a_head_saved_before_the_centre_view_reads_the_whole_photo(tmp_path):
+    rng = np.random.default_rng(6)
+    path = tmp_path / "head.npz"
+    np.savez(path, weights=rng.normal(size=(6, 11)), bias=np.zeros(11), mean=np.zeros(6), scale=np.ones(6),
+             temperature=np.float64(1.2), sure_threshold=np.float64(0.7))  # no "views": an older head
+    assert PhotoHead.load(path).views == ("whole",)
+
+
+def test_two_view_heat_map_places_the_centre_view_inside_the_whole_one():
+    rng = np.random.default_rng(7)
+    maps = np.zeros((2, 6, 7, 7))
+    maps[1] = np.abs(rng.normal(size=(6, 7, 7)))  # evidence only in the centre view
+    head = PhotoHead(np.abs(rng.normal(size=(12, 11))), np.zeros(11), np.zeros(12), np.ones(12),
+                     views=("whole", "centre"))
+    cam = head.heat_map(maps, 3, share=0.5)
+    assert cam.shape == (photo.CAM_GRID, photo.CAM_GRID) and cam.max() == pytest.approx(1.0)
+    inside = slice(photo.CAM_GRID // 4, 3 * photo.CAM_GRID // 4)
+    outside = cam.copy()
+    outside[inside, inside] = 0
+    assert outside.max() == 0 and cam[inside, inside].min() > 0
+    # Each view's position scores add up to the head's logit (CAM stays exact with two views).
+    scores = head.position_scores(maps, 3)
+    assert scores.mean(axis=(1, 2)).sum() == pytest.approx(head.logits(maps.mean(axis=(2, 3)).reshape(1, -1))[0, 3])
+    assert views_cam(scores[:1], ("whole",), 1.0).shape == (7, 7)

@@ -242,3 +242,18 @@ def test_dataset_form_image_is_used_unchanged(dataset):
     """Training data, CLI and uploads of a 28x28 dataset image see exactly the same pixels."""
     for index in range(50):
         np.testing.assert_array_equal(preprocess(dataset.x_test[index]).image, dataset.x_test[index])
+
+
+def test_photo_centre_view_is_the_centre_square_and_the_whole_view_pads():
+    from fmnist_core.preprocess import centre_share, photo_views
+
+    pixels = np.zeros((300, 200, 3), np.uint8)
+    pixels[:, :] = (0, 0, 255)
+    pixels[50:250, :] = (255, 0, 0)  # the centre square (200 x 200) is red, above and below it blue
+    image = Image.fromarray(pixels)
+    whole, centre = photo_views(image, ("whole", "centre"), 56)
+    assert (centre[..., 0] > 250).all() and (centre[..., 2] < 5).all()
+    assert (whole[:, :4, 2] > 250).all()  # padded at the sides with the (blue) border colour
+    assert centre_share(image) == pytest.approx(200 / 300)
+    with pytest.raises(ValueError, match="unknown photo view"):
+        photo_views(image, ("whole", "zoom"))
