@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--augmentation", action=argparse.BooleanOptionalAction, default=None)
     train.add_argument("--random-erasing", type=float, help="share of images with a random patch erased (0-1)")
     train.add_argument("--patience", type=int, help="early stopping patience in epochs (0 = off)")
+    train.add_argument("--label-smoothing", type=float, help="share of each target spread over the ten classes (0-0.5)")
     train.add_argument("--finetune-epochs", type=int, help="epochs of the last, low-rate stage (0 = none)")
     train.add_argument("--finetune-learning-rate", type=float, help="the last stage's starting learning rate")
     train.add_argument("--shoe-pairs", type=float, help="in the last stage, the share of shoes shown as pairs (0-1)")
@@ -98,7 +99,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         learning_rate=args.learning_rate, validation_split=args.validation_split, augmentation=args.augmentation,
         random_erasing=args.random_erasing, early_stopping_patience=args.patience, seed=args.seed, subset=args.subset,
         test_subset=args.test_subset, finetune_epochs=args.finetune_epochs,
-        finetune_learning_rate=args.finetune_learning_rate, shoe_pairs=args.shoe_pairs, init_from=args.init_from)
+        finetune_learning_rate=args.finetune_learning_rate, shoe_pairs=args.shoe_pairs, init_from=args.init_from,
+        label_smoothing=args.label_smoothing)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ FIELD_RANGES = {
     "epochs": (1, MAX_EPOCHS), "batch_size": BATCH_SIZE_RANGE, "learning_rate": LEARNING_RATE_RANGE,
     "validation_split": VALIDATION_SPLIT_RANGE, "random_erasing": (0, 1), "finetune_epochs": (0, MAX_EPOCHS),
     "finetune_learning_rate": LEARNING_RATE_RANGE, "shoe_pairs": (0, 1), "early_stopping_patience": (0, MAX_PATIENCE),
-    "subset": (32, 60000), "test_subset": (10, 10000),
+    "subset": (32, 60000), "test_subset": (10, 10000), "label_smoothing": (0, 0.5),
 }
 # Test-time augmentation, as recorded in a model's meta.json: none; the image and its mirror image; the
 # image moved one pixel up, down, left and right; the mirror and the shifts of both (10 views); or the
@@ -76,6 +76,8 @@ class TrainConfig:
     augmentation: bool = False
     random_erasing: float = 0.0  # with augmentation: the share of images that get a random patch erased
     early_stopping_patience: int = 0  # 0 = off
+    # Share of each target spread evenly over the ten classes (Szegedy et al. 2016); 0 = plain cross-entropy.
+    label_smoothing: float = 0.0
     # A last stage at a low learning rate in which some shoe images are shown as pairs, as phone photos of
     # shoes mostly are (fmnist_core.augment); 0 epochs = none.
     finetune_epochs: int = 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from fmnist_core import registry
 from fmnist_core.config import TrainConfig
-from fmnist_core.data import Dataset, load_dataset, to_model_input
+from fmnist_core.data import NUM_CLASSES, Dataset, load_dataset, to_model_input
 from fmnist_core.fsutil import atomic_write_json, atomic_write_text, read_json
 
 STATUS_FILE = "status.json"
@@ -237,6 +237,25 @@ def recalibrate_batch_norm(model, images: np.ndarray, batch_size: int = RECALIBR
     return len(layers)
 
 
+def training_loss(config: TrainConfig):
+    """Cross-entropy on the integer labels, with the configured label smoothing.
+
+    Keras's sparse loss has no smoothing, so a smoothed loss takes the labels as integers and smooths
+    their one-hot form itself: the arrays given to fit stay the same in both cases.
+    """
+    import keras
+
+    if not config.label_smoothing:
+        return keras.losses.SparseCategoricalCrossentropy()
+    smoothing = config.label_smoothing
+
+    def smoothed_cross_entropy(labels, probabilities):
+        targets = keras.ops.one_hot(keras.ops.cast(keras.ops.reshape(labels, (-1,)), "int32"), NUM_CLASSES)
+        return keras.losses.categorical_crossentropy(targets, probabilities, label_smoothing=smoothing)
+
+    return smoothed_cross_entropy
+
+
 def inference_copy(model, config: TrainConfig):
     """The same architecture, uncompiled, with the trained weights, without the training-only layers.
 
@@ -270,8 +289,7 @@ def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, 
     with strategy.scope():
         schedule = keras.optimizers.schedules.CosineDecay(config.finetune_learning_rate,
                                                           steps_per_epoch * config.finetune_epochs)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=training_loss(config), metrics=["accuracy"])
     rng = np.random.default_rng(config.seed + 1)
     first = config.total_epochs - config.finetune_epochs
     n_val = int(len(x_train) * config.validation_split)
@@ -338,7 +356,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     if not config.init_from:
         with strategy.scope():
             optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch * config.epochs))
-            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.compile(optimizer=optimizer, loss=training_loss(config), metrics=["accuracy"])
         stopping = ([keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.early_stopping_patience,
                                                    restore_best_weights=True)]
                     if config.early_stopping_patience and n_val else [])

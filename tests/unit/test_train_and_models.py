@@ -8,7 +8,7 @@ import pytest
 from fmnist_core.config import PRESETS, TrainConfig
 from fmnist_core.models import ARCHITECTURES, build_model
 from fmnist_core.registry import load_model, read_meta
-from fmnist_core.train import TrainingCancelled, read_history, read_status, request_cancel, train
+from fmnist_core.train import TrainingCancelled, read_history, read_status, request_cancel, train, training_loss
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -40,7 +40,7 @@ def test_presets_are_valid_and_ordered_by_effort():
                                     {"architecture": "resnet-9000"}, {"subset": 5}, {"validation_split": 0.9},
                                     {"random_erasing": 1.5}, {"augmentation": False, "random_erasing": 0.5},
                                     {"shoe_pairs": 2.0}, {"finetune_epochs": -1}, {"finetune_learning_rate": 9.0},
-                                    {"shoe_pairs": 0.3, "finetune_epochs": 0}])
+                                    {"shoe_pairs": 0.3, "finetune_epochs": 0}, {"label_smoothing": 0.7}])
 def test_out_of_bounds_configs_are_refused(change):
     with pytest.raises(ValueError, match="invalid training configuration"):
         TrainConfig().replace(**change).validate()
@@ -208,3 +208,22 @@ def test_a_short_run_gives_a_working_model(architecture, dataset, tmp_path):
     assert status["test_accuracy"] >= 0.65, status["test_accuracy"]  # measured 0.71-0.80; broken runs 0.10-0.34
     meta = read_meta(status["model_id"], tmp_path / "models")
     assert meta["batch_norm"]["recalibration_images"] == 3000
+
+
+def test_label_smoothing_spreads_part_of_each_target_over_the_ten_classes():
+    labels = np.array([3, 0])
+    probabilities = np.full((2, 10), 0.02, np.float32)
+    probabilities[0, 3] = probabilities[1, 0] = 0.82
+    plain = float(np.mean(training_loss(TrainConfig())(labels, probabilities)))
+    smoothed = float(np.mean(training_loss(TrainConfig(label_smoothing=0.1))(labels, probabilities)))
+    assert plain == pytest.approx(-np.log(0.82), rel=1e-4)
+    # Target 0.91 on the label and 0.01 on each other class.
+    assert smoothed == pytest.approx(-(0.91 * np.log(0.82) + 9 * 0.01 * np.log(0.02)), rel=1e-4)
+
+
+def test_a_label_smoothed_run_trains_and_records_it(dataset, tmp_path):
+    config = TrainConfig(architecture="fmnist-lite", epochs=1, subset=512, test_subset=200, validation_split=0.1,
+                         label_smoothing=0.1)
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    meta = read_meta(status["model_id"], tmp_path / "models")
+    assert meta["config"]["label_smoothing"] == 0.1 and read_history(tmp_path / "run")[0]["val_accuracy"] is not None
