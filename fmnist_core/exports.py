@@ -27,10 +27,13 @@ meta.json records how it was trained (config, metrics, timings, library versions
 PHOTO_README = """The Fashion-MNIST workbench's photo model: an ImageNet-pretrained EfficientNet-Lite0 (ONNX) and a head
 trained on real phone photos.
 
-    backbone: efficientnet-lite0.onnx, input N x 224 x 224 x 3 RGB floats 0..255 (the photo padded to a square
-              with its border colour), outputs "features" (N x 1280 x 7 x 7) and "logits" (ImageNet-1k)
-    head:     head.npz, arrays weights (1280 x 11), bias (11), mean, scale (1280), temperature, sure_threshold
-              probabilities = softmax((((features.mean((2, 3)) - mean) / scale) @ weights + bias) / temperature)
+    backbone: efficientnet-lite0.onnx, input N x 224 x 224 x 3 RGB floats 0..255, outputs "features"
+              (N x 1280 x 7 x 7) and "logits" (ImageNet-1k); run once per view of the photo
+    views:    the head's array "views", in order: "whole" = the photo padded to a square with its border
+              colour; "centre" = its centre square (the shorter side's length)
+    head:     head.npz, arrays weights (views*1280 x 11), bias (11), mean, scale (views*1280), temperature,
+              sure_threshold, views; with f = the views' features.mean((2, 3)) side by side,
+              probabilities = softmax((((f - mean) / scale) @ weights + bias) / temperature)
     outputs:  {outputs}
     bag and shoe types: folded in from ImageNet's classes (see fmnist_core.photo.fold_in_imagenet and
               efficientnet-lite0-kept-imagenet.npz)

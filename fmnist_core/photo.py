@@ -3,9 +3,10 @@
 The backbone turns a 224x224 view of a photo into a 1280 x 7 x 7 feature map and ImageNet's 1000 scores.
 It sees two views of each photo: the whole photo padded to a square, and its centre square (closer). The
 head is a linear softmax over the mean-pooled features of both views side by side (2 x 1280), with eleven
-outputs: the ten Fashion-MNIST classes and "not one of the ten". Two classes the real-photo pool cannot teach come from ImageNet's own classes: the
-bag (ImageNet's backpack, mailbag, purse, plastic bag and wallet) and the split of a shoe into sandal,
-sneaker or ankle boot (the photos are labelled only "Shoes"). See PhotoHead.probabilities.
+outputs: the ten Fashion-MNIST classes and "not one of the ten". Two classes the real-photo pool cannot
+teach come from ImageNet's own classes: the bag (ImageNet's backpack, mailbag, purse, plastic bag and
+wallet) and the split of a shoe into sandal, sneaker or ankle boot (the photos are labelled only "Shoes").
+See PhotoHead.probabilities.
 """
 
 from __future__ import annotations

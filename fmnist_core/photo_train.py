@@ -2,8 +2,9 @@
 
 The training data is data/photo-features/clothing-lite0.npz, and clothing-lite0-centre.npz for the centre
 view (scripts/build_photo_features.py makes them from ../shared/clothing): per photo its file name, source
-label, pooled features and a few ImageNet log-probabilities. Labels that allow several classes (Shoes, Longsleeve) train with the loss over the set,
--log sum_{c in S} p_c, so the head is never told a guess. The split is a fixed rule on the file name.
+label, pooled features and a few ImageNet log-probabilities. Labels that allow several classes (Shoes,
+Longsleeve) train with the loss over the set, -log sum_{c in S} p_c, so the head is never told a guess.
+The split is a fixed rule on the file name.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@
 
 Each photo goes through the same path as an upload (decode, EXIF, each view of preprocess.PHOTO_VIEWS,
 the ONNX backbone), and what the head needs is kept, one file per view: the 1280 pooled features
-(float16) and the ImageNet log-probabilities of the few classes the photo model reads. A fresh clone retrains the head from this file alone
-(`python -m fmnist_core train-photo`); the photos themselves are not needed at run time.
+(float16) and the ImageNet log-probabilities of the few classes the photo model reads. A fresh clone
+retrains the head from these files alone (`python -m fmnist_core train-photo`); the photos themselves are
+not needed at run time.
 """
 
 from __future__ import annotations

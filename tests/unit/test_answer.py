@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist_core.answer import answer_drawing, answer_image, choose_model, looks_like_dataset_image
 from fmnist_core import photo
+from fmnist_core.answer import answer_drawing, answer_image, choose_model, looks_like_dataset_image
 from fmnist_core.photo import NONE_NAME, PhotoModel
 from fmnist_core.predict import Classifier
 from tests.conftest import REPO_ROOT, SHARED_PHOTOS
