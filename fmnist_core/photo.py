@@ -71,10 +71,10 @@ def kept_imagenet_log_probs(logits: np.ndarray) -> np.ndarray:
 
 def mean_over_views(log_probs: np.ndarray, axis: int = 0) -> np.ndarray:
     """The log of the mean probability over several views' log-probabilities (ImageNet's view of a photo)."""
+    from scipy.special import logsumexp
+
     log_probs = np.asarray(log_probs, np.float64)
-    top = log_probs.max(axis=axis, keepdims=True)
-    mean = np.log(np.exp(log_probs - top).mean(axis=axis, keepdims=True)) + top
-    return np.squeeze(mean, axis=axis)
+    return logsumexp(log_probs, axis=axis) - np.log(log_probs.shape[axis])
 
 
 @dataclass
@@ -311,7 +311,6 @@ class PhotoAnswer:
     views: np.ndarray = field(repr=False)  # views x size x size x 3: the RGB images the backbone got
     feature_maps: np.ndarray = field(repr=False)  # views x 1280 x 7 x 7
     imagenet_kept_probabilities: np.ndarray = field(repr=False)  # ImageNet probabilities of KEPT_IMAGENET
-    view_names: tuple[str, ...] = ("whole",)
     centre_share: float = 1.0  # the centre view's side as a share of the whole view's
 
     @property
@@ -356,7 +355,7 @@ class PhotoModel:
         best = int(row.argmax())
         sure = bool(row[best] >= self.head.sure_threshold and best != NONE_INDEX)
         return PhotoAnswer(best, float(row[best]), sure, row, views, output.feature_maps, np.exp(kept[0]),
-                           self.head.views, centre_share(image))
+                           centre_share(image))
 
     def heat_map(self, answer: PhotoAnswer) -> np.ndarray:
         """The answer's class activation map in the whole view's frame, 0..1 (see PhotoHead.heat_map).
@@ -368,7 +367,7 @@ class PhotoModel:
             weights = answer.imagenet_kept_probabilities[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
             rows = self.backbone.kept_rows[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
             scores = np.einsum("c,vcyx->vyx", weights @ rows, np.asarray(answer.feature_maps, np.float64))
-            return views_cam(scores, answer.view_names, answer.centre_share)
+            return views_cam(scores, self.head.views, answer.centre_share)
         output = SANDAL if answer.output in SHOES else answer.output
         return self.head.heat_map(answer.feature_maps, output, answer.centre_share)
 

@@ -132,8 +132,8 @@ def allowed_outputs(labels) -> np.ndarray:
     return allowed
 
 
-def _read_view_features(path: Path, files: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One view's cache: its files, pooled features and kept ImageNet log-probabilities, checked against files."""
+def _read_view_features(path: Path, files: np.ndarray | None) -> tuple[np.ndarray, ...]:
+    """One view's cache: its files, labels, pooled features and kept ImageNet log-probabilities, checked against files."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"no photo features at {path}: restore data/photo-features from the repository, "
                                 "or rebuild them with scripts/build_photo_features.py")
@@ -142,7 +142,8 @@ def _read_view_features(path: Path, files: np.ndarray | None) -> tuple[np.ndarra
         if files is not None and not np.array_equal(own_files, files):
             raise ValueError(f"{Path(path).name} does not hold the same photos in the same order as the whole "
                              "view's file: rebuild both with scripts/build_photo_features.py")
-        return own_files, data["features"].astype(np.float32), data["imagenet_kept"].astype(np.float32)
+        return (own_files, data["labels"].astype(str), data["features"].astype(np.float32),
+                data["imagenet_kept"].astype(np.float32))
 
 
 def load_photo_set(path: Path = FEATURES_FILE, views: tuple[str, ...] = ("whole",)) -> PhotoSet:
@@ -151,12 +152,10 @@ def load_photo_set(path: Path = FEATURES_FILE, views: tuple[str, ...] = ("whole"
     The views' pooled features go side by side; ImageNet's kept log-probabilities are averaged over the
     views (as PhotoModel.answer_photo does for an upload).
     """
-    files, features, kept = _read_view_features(view_features_file(path, views[0]), None)
-    with np.load(path, allow_pickle=False) as data:
-        labels = data["labels"].astype(str)
+    files, labels, features, kept = _read_view_features(view_features_file(path, views[0]), None)
     features, kept = [features], [kept]
     for view in views[1:]:
-        _, view_features, view_kept = _read_view_features(view_features_file(path, view), files)
+        _, _, view_features, view_kept = _read_view_features(view_features_file(path, view), files)
         features.append(view_features)
         kept.append(view_kept)
     keep = np.isin(labels, list(SOURCE_LABEL_TARGETS))
