@@ -21,6 +21,21 @@ from bench.run import machine_description, run_entry
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def markdown_table(summary: dict[str, dict]) -> str:
+    """Medians with their spread, and each entry's median wall and CPU time over the baseline's."""
+    baseline = summary.get("baseline")
+    lines = ["| entry | test accuracy, median (min-max) | train seconds, median (min-max) | x baseline | "
+             "train CPU seconds, median (min-max) | x baseline (CPU) |", "|---|---|---|---|---|---|"]
+    for entry, row in summary.items():
+        ratio = f"{row['seconds_median'] / baseline['seconds_median']:.2f}" if baseline else "-"
+        cpu_ratio = f"{row['cpu_seconds_median'] / baseline['cpu_seconds_median']:.2f}" if baseline else "-"
+        lines.append(f"| {entry} | {row['accuracy_median']:.2%} ({row['accuracy_min']:.2%}-{row['accuracy_max']:.2%}) "
+                     f"| {row['seconds_median']:.0f} ({row['seconds_min']:.0f}-{row['seconds_max']:.0f}) | {ratio} "
+                     f"| {row['cpu_seconds_median']:.0f} ({row['cpu_seconds_min']:.0f}-{row['cpu_seconds_max']:.0f}) "
+                     f"| {cpu_ratio} |")
+    return "\n" + "\n".join(lines)
+
+
 def main() -> None:
     """Run, then print medians, min-max and the ratio of median times to the baseline's."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,22 +47,20 @@ def main() -> None:
     for run in range(args.runs):
         for entry in entries:
             result = run_entry(entry, quick=False)
-            results[entry].append({"test_accuracy": result["test_accuracy"], "train_seconds": result["train_seconds"]})
-            print(f"run {run + 1} {entry}: {result['test_accuracy']:.4f} in {result['train_seconds']:.0f} s", flush=True)
+            results[entry].append({key: result[key] for key in ("test_accuracy", "train_seconds", "train_cpu_seconds")})
+            print(f"run {run + 1} {entry}: {result['test_accuracy']:.4f} in {result['train_seconds']:.0f} s "
+                  f"({result['train_cpu_seconds']:.0f} CPU s)", flush=True)
     summary = {}
     for entry, runs in results.items():
         accuracy = [r["test_accuracy"] for r in runs]
         seconds = [r["train_seconds"] for r in runs]
+        cpu_seconds = [r["train_cpu_seconds"] for r in runs]
         summary[entry] = {"accuracy_median": float(np.median(accuracy)), "accuracy_min": min(accuracy),
                           "accuracy_max": max(accuracy), "seconds_median": float(np.median(seconds)),
-                          "seconds_min": min(seconds), "seconds_max": max(seconds)}
-    baseline = summary.get("baseline", {}).get("seconds_median")
-    print("\n| entry | test accuracy, median (min-max) | train seconds, median (min-max) | x baseline (medians) |\n"
-          "|---|---|---|---|")
-    for entry, row in summary.items():
-        ratio = f"{row['seconds_median'] / baseline:.2f}" if baseline else "-"
-        print(f"| {entry} | {row['accuracy_median']:.2%} ({row['accuracy_min']:.2%}-{row['accuracy_max']:.2%}) | "
-              f"{row['seconds_median']:.0f} ({row['seconds_min']:.0f}-{row['seconds_max']:.0f}) | {ratio} |")
+                          "seconds_min": min(seconds), "seconds_max": max(seconds),
+                          "cpu_seconds_median": float(np.median(cpu_seconds)), "cpu_seconds_min": min(cpu_seconds),
+                          "cpu_seconds_max": max(cpu_seconds)}
+    print(markdown_table(summary))
     out = REPO_ROOT / "bench" / "results" / "repeat.json"
     out.write_text(json.dumps({"machine": machine_description(), "created_at": datetime.now(UTC).isoformat(),
                                "runs": results, "summary": summary}, indent=1) + "\n", encoding="utf-8")

@@ -352,7 +352,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         if config.init_from:
             start_from(model, config, models_root)
     callbacks, cancel = make_callbacks(reporter, steps_per_epoch)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     if not config.init_from:
         with strategy.scope():
             optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch * config.epochs))
@@ -367,6 +367,9 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     if config.finetune_epochs and not cancel.cancelled:
         finetune(model, config, strategy, x_train, y_train, callbacks, cancel, console, reporter, steps_per_epoch)
     train_seconds = time.perf_counter() - started
+    # Processor time of the whole process (all its threads): on a shared 2-core machine the wall time of the
+    # same run varies by 2x while this stays within a few per cent (BENCHMARKS.md).
+    train_cpu_seconds = time.process_time() - started_cpu
     if cancel.cancelled:
         raise TrainingCancelled("cancelled by the user")
 
@@ -394,6 +397,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         "tta": tta,
         "test_metrics_without_tta": {"accuracy": plain.accuracy, "loss": plain.loss},
         "train_seconds": round(train_seconds, 2),
+        "train_cpu_seconds": round(train_cpu_seconds, 2),
         "epochs_run": len(history),
         "images_per_second": round(len(history) * steps_per_epoch * config.batch_size / train_seconds, 1),
         "history": history,
@@ -413,6 +417,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         meta["started_from"]["model_id"] = config.init_from
         meta["last_stage_seconds"] = meta["train_seconds"]
         meta["train_seconds"] = round(train_seconds + (base.get("train_seconds") or 0), 2)
+        meta["train_cpu_seconds"] = round(train_cpu_seconds + (base.get("train_cpu_seconds") or 0), 2)
         meta["epochs_run"] = len(history) + (base.get("epochs_run") or 0)
     reporter.write(message="saving the model")
     model_id = registry.save_model(network, meta, root=models_root)
@@ -420,5 +425,6 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         registry.set_active(model_id, root=models_root)
     reporter.write(state="finished", message="finished", model_id=model_id, epoch=len(history),
                    test_accuracy=evaluation.accuracy,
-                   test_loss=evaluation.loss, train_seconds=round(train_seconds, 2))
+                   test_loss=evaluation.loss, train_seconds=round(train_seconds, 2),
+                   train_cpu_seconds=round(train_cpu_seconds, 2))
     return reporter.status
