@@ -60,6 +60,7 @@ if models:
         "test accuracy": info.accuracy,
         "params": info.meta.get("params"),
         "train time (s)": info.meta.get("train_seconds"),
+        "train CPU time (s)": info.meta.get("train_cpu_seconds"),  # steadier than wall time on a shared machine
         "created": (info.meta.get("created_at") or "")[:19].replace("T", " "),
         "status": "ok" if info.ok else f"broken: {info.problem}",
     } for info in models])

@@ -73,7 +73,8 @@ def show_comparison(status: dict) -> None:
         if meta:
             rows.append({"": label, "model": meta.get("model_id"), "architecture": meta.get("architecture"),
                          "test accuracy": meta["test_metrics"]["accuracy"], "test loss": meta["test_metrics"]["loss"],
-                         "params": meta.get("params"), "train time (s)": meta.get("train_seconds")})
+                         "params": meta.get("params"), "train time (s)": meta.get("train_seconds"),
+                         "train CPU time (s)": meta.get("train_cpu_seconds")})
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if new_id == active_id:
         st.success("This model is the active model.")

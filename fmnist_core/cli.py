@@ -114,7 +114,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     status = train(config, run_dir, dataset=load_dataset(args.data_dir), console=not args.json and sys.stdout.isatty(),
                    activate=args.activate)
     result = {"model_id": status["model_id"], "test_accuracy": status["test_accuracy"],
-              "test_loss": status["test_loss"], "train_seconds": status["train_seconds"], "run_dir": str(run_dir),
+              "test_loss": status["test_loss"], "train_seconds": status["train_seconds"],
+              "train_cpu_seconds": status["train_cpu_seconds"], "run_dir": str(run_dir),
               "config": config.to_dict()}
     if args.json:
         _print_json(result)
@@ -246,7 +247,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     rows = [{"model_id": info.model_id, "active": info.model_id == active, "ok": info.ok, "problem": info.problem,
              "architecture": info.meta.get("architecture"), "accuracy": info.accuracy,
              "params": info.meta.get("params"), "train_seconds": info.meta.get("train_seconds"),
-             "created_at": info.meta.get("created_at")} for info in registry.list_models()]
+             "train_cpu_seconds": info.meta.get("train_cpu_seconds"), "created_at": info.meta.get("created_at")}
+            for info in registry.list_models()]
     active_photo = active_photo_head_id()
     photo_rows = [{"model_id": info.model_id, "active": info.model_id == active_photo, "ok": info.ok,
                    "problem": info.problem, "architecture": "photo-head",

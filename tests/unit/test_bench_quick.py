@@ -17,7 +17,7 @@ def test_bench_quick_mode(tmp_path):
     report = json.loads((tmp_path / "train_quick.json").read_text())
     assert report["quick_mode"] and [r["entry"] for r in report["results"]] == ["baseline", "quick"]
     for row in report["results"]:
-        assert 0 < row["train_seconds"] and 0 <= row["test_accuracy"] <= 1
+        assert 0 < row["train_seconds"] and 0 < row["train_cpu_seconds"] and 0 <= row["test_accuracy"] <= 1
         assert row["latency_array_ms"]["median"] > 0 and row["peak_rss_mb"] > 0
     assert (tmp_path / "train_quick.png").stat().st_size > 1000
     assert "| baseline |" in result.stdout and "x baseline time" in result.stdout
@@ -54,3 +54,16 @@ def test_pairs_bench_compares_a_fine_tuned_model_with_its_base(registry_dir, dat
     for row in report["results"]:
         for key in ("single_accuracy", "single_non_shoe", "paired_accuracy", "paired_non_shoe"):
             assert 0 <= row[key] <= 1
+
+
+def test_repeat_table_gives_wall_and_cpu_ratios_to_the_baseline():
+    from bench.repeat import markdown_table
+
+    def row(seconds, cpu_seconds):
+        return {"accuracy_median": 0.9, "accuracy_min": 0.89, "accuracy_max": 0.91, "seconds_median": seconds,
+                "seconds_min": seconds, "seconds_max": seconds, "cpu_seconds_median": cpu_seconds,
+                "cpu_seconds_min": cpu_seconds, "cpu_seconds_max": cpu_seconds}
+
+    table = markdown_table({"baseline": row(200, 300), "quick": row(100, 240)})
+    quick_line = next(line for line in table.splitlines() if line.startswith("| quick"))
+    assert "| 0.50 |" in quick_line and quick_line.endswith("| 0.80 |")

@@ -67,7 +67,8 @@ def test_train_json_small(tmp_path):
                      "--test-subset", "100", "--run-dir", tmp_path / "run", "--json", env_root=tmp_path / "models")
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
-    assert {"test_accuracy", "train_seconds", "model_id"} <= set(report)
+    assert {"test_accuracy", "train_seconds", "train_cpu_seconds", "model_id"} <= set(report)
+    assert report["train_cpu_seconds"] > 0
 
 
 def test_evaluate_tta_record_updates_meta(registry_dir):

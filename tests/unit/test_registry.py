@@ -24,9 +24,10 @@ def test_save_load_round_trip_gives_identical_predictions(registry_dir, dataset,
 
 def test_meta_json_records_how_the_model_was_made(registry_dir):
     meta = registry.read_meta(registry.get_active_id(registry_dir), registry_dir)
-    for key in ("architecture", "config", "test_metrics", "train_seconds", "params", "dataset", "versions",
-                "created_at"):
+    for key in ("architecture", "config", "test_metrics", "train_seconds", "train_cpu_seconds", "params", "dataset",
+                "versions", "created_at"):
         assert key in meta, key
+    assert meta["train_cpu_seconds"] > 0
     assert len(meta["test_metrics"]["confusion_matrix"]) == 10
     assert set(meta["test_metrics"]["per_class"]["Trouser"]) >= {"precision", "recall", "f1"}
     assert meta["versions"]["keras"].startswith("3.")
