@@ -8,8 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import fmnist_core  # noqa: F401  (first: its TensorFlow settings must precede any test file's `import keras`)
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("FMNIST_NO_DOWNLOAD", "1")  # tests never reach for the network
 

@@ -52,22 +52,3 @@ def test_shipped_model_is_active_and_small():
     meta = registry.read_meta(active, root)
     assert meta["test_metrics"]["accuracy"] >= 0.935
 
-
-def _onednn_setting_after_import(environment: dict) -> str:
-    import subprocess
-    import sys
-
-    code = "import os, fmnist_core; print(os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'unset'))"
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                               cwd=REPO_ROOT, env=environment)
-    return completed.stdout.strip()
-
-
-def test_importing_the_core_turns_on_onednn_on_x86_unless_the_user_said_otherwise():
-    import os
-    import platform
-
-    clean = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
-    expected = "1" if platform.machine().lower() in ("x86_64", "amd64") else "unset"
-    assert _onednn_setting_after_import(clean) == expected
-    assert _onednn_setting_after_import({**clean, "TF_ENABLE_ONEDNN_OPTS": "0"}) == "0"
