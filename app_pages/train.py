@@ -198,7 +198,8 @@ def training_form() -> TrainConfig | None:
                                help="On a 2-core CPU: quick, about 92 % in under a minute; standard (the default), "
                                     "about 93.3 % in 10 minutes; best, the shipped model's recipe, about an hour.")
     base = PRESETS[preset_name]
-    with st.form("train_form"):
+    # Enter in a field must not start a job of minutes with the fields typed so far: only the button does.
+    with st.form("train_form", enter_to_submit=False):
         # Widget keys carry the preset name so that picking a preset resets the fields to its values.
         left, middle, right = st.columns(3)
         architecture = left.selectbox("Architecture", list(ARCHITECTURES), key=f"arch_{preset_name}",
