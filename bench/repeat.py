@@ -52,14 +52,12 @@ def main() -> None:
                   f"({result['train_cpu_seconds']:.0f} CPU s)", flush=True)
     summary = {}
     for entry, runs in results.items():
-        accuracy = [r["test_accuracy"] for r in runs]
-        seconds = [r["train_seconds"] for r in runs]
-        cpu_seconds = [r["train_cpu_seconds"] for r in runs]
-        summary[entry] = {"accuracy_median": float(np.median(accuracy)), "accuracy_min": min(accuracy),
-                          "accuracy_max": max(accuracy), "seconds_median": float(np.median(seconds)),
-                          "seconds_min": min(seconds), "seconds_max": max(seconds),
-                          "cpu_seconds_median": float(np.median(cpu_seconds)), "cpu_seconds_min": min(cpu_seconds),
-                          "cpu_seconds_max": max(cpu_seconds)}
+        summary[entry] = {}
+        for name, key in (("accuracy", "test_accuracy"), ("seconds", "train_seconds"),
+                          ("cpu_seconds", "train_cpu_seconds")):
+            values = [r[key] for r in runs]
+            summary[entry].update({f"{name}_median": float(np.median(values)), f"{name}_min": min(values),
+                                   f"{name}_max": max(values)})
     print(markdown_table(summary))
     out = REPO_ROOT / "bench" / "results" / "repeat.json"
     out.write_text(json.dumps({"machine": machine_description(), "created_at": datetime.now(UTC).isoformat(),

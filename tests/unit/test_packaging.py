@@ -51,4 +51,3 @@ def test_shipped_model_is_active_and_small():
     assert size < 8 * 1024 * 1024
     meta = registry.read_meta(active, root)
     assert meta["test_metrics"]["accuracy"] >= 0.935
-
