@@ -151,10 +151,11 @@ class PhotoHead:
     sure_threshold: float = 0.7  # calibrated top probability from which an answer counts as sure
     meta: dict = field(default_factory=dict)
     views: tuple[str, ...] = ("whole",)  # the photo views (preprocess.PHOTO_VIEWS) whose features it reads, in order
+    power: float = 1.0  # pooled features are raised to this power (signed) before standardisation
 
     def logits(self, pooled: np.ndarray) -> np.ndarray:
         """Uncalibrated head logits (N x 11) for N x (views x 1280) pooled features, the views side by side."""
-        return ((np.asarray(pooled, np.float64) - self.mean) / self.scale) @ self.weights + self.bias
+        return ((power_normalised(pooled, self.power) - self.mean) / self.scale) @ self.weights + self.bias
 
     def head_probabilities(self, pooled: np.ndarray) -> np.ndarray:
         """Calibrated softmax of the head alone (N x 11), before ImageNet's bag and shoe types."""
@@ -173,12 +174,17 @@ class PhotoHead:
     def position_scores(self, feature_maps: np.ndarray, output: int) -> np.ndarray:
         """Each view's per-position share of one output's logit (views x 7 x 7) for one photo's feature maps.
 
-        The head is linear on the mean of each view's feature map, so its logit is the sum over views of
-        the mean over positions of these scores (Zhou et al. 2016, CAM): exact, and one matrix product.
+        With power 1 the head is linear on the mean of each view's feature map, so its logit is the sum over
+        views of the mean over positions of these scores (Zhou et al. 2016, CAM): exact, one matrix product.
+        With another power each channel is weighted by the logit's gradient at the pooled features
+        (Grad-CAM, Selvaraju et al. 2017): the head linearised where this photo is.
         feature_maps: views x 1280 x 7 x 7 (or 1280 x 7 x 7 for a one-view head).
         """
         maps = np.asarray(feature_maps, np.float64).reshape(len(self.views), -1, *np.shape(feature_maps)[-2:])
         columns = (self.weights[:, output] / self.scale).reshape(len(self.views), -1)
+        if self.power != 1.0:
+            pooled = np.abs(maps.mean(axis=(2, 3)))
+            columns = columns * self.power * np.maximum(pooled, POWER_FLOOR) ** (self.power - 1.0)
         return np.einsum("vc,vcyx->vyx", columns, maps)
 
     def heat_map(self, feature_maps: np.ndarray, output: int, share: float = 1.0) -> np.ndarray:
@@ -194,7 +200,7 @@ class PhotoHead:
         np.savez(buffer, weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32),
                  mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
                  temperature=np.float64(self.temperature), sure_threshold=np.float64(self.sure_threshold),
-                 views=np.array(self.views, dtype=str))
+                 views=np.array(self.views, dtype=str), power=np.float64(self.power))
         return buffer.getvalue()
 
     def save(self, path: Path) -> None:
@@ -207,9 +213,22 @@ class PhotoHead:
         with np.load(path, allow_pickle=False) as data:
             # Heads saved before the centre view existed read the whole photo only.
             views = tuple(str(v) for v in data["views"]) if "views" in data.files else ("whole",)
+            power = float(data["power"]) if "power" in data.files else 1.0  # older heads: the features as they are
             return cls(data["weights"].astype(np.float64), data["bias"].astype(np.float64),
                        data["mean"].astype(np.float64), data["scale"].astype(np.float64),
-                       float(data["temperature"]), float(data["sure_threshold"]), meta or {}, views)
+                       float(data["temperature"]), float(data["sure_threshold"]), meta or {}, views, power)
+
+
+POWER_FLOOR = 1e-6  # where a channel's pooled value is ~0 its gradient under a power < 1 is capped, not infinite
+
+
+def power_normalised(features: np.ndarray, power: float) -> np.ndarray:
+    """sign(x) |x| ** power, element-wise (float64): power normalisation of pooled features (Perronnin et al. 2010).
+
+    A power below 1 evens out a few channels that fire strongly against many that fire a little.
+    """
+    features = np.asarray(features, np.float64)
+    return features if power == 1.0 else np.sign(features) * np.abs(features) ** power
 
 
 def imagenet_group_mass(imagenet_kept: np.ndarray, classes) -> np.ndarray:

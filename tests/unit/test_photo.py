@@ -122,6 +122,17 @@ def test_sure_threshold_is_the_lowest_that_reaches_the_accuracy():
     assert sure_threshold(confidence, np.zeros(6, bool), 0.95) == 0.99
 
 
+def test_sure_threshold_with_a_confidence_bound_wants_more_evidence():
+    # 200 answers at 0.9 all right, 100 at 0.6 of which 90 right: 96.7 % right from the lowest threshold on.
+    confidence = np.concatenate([np.full(200, 0.9), np.full(100, 0.6)])
+    correct = np.concatenate([np.ones(200, bool), np.arange(100) < 90])
+    assert sure_threshold(confidence, correct, 0.95) == pytest.approx(0.30)
+    # Its one-sided 95 % Wilson lower bound is 94.5 % (290 of 300), under 95 %: only the 200 sure ones count.
+    assert sure_threshold(confidence, correct, 0.95, bound_confidence=0.95) == pytest.approx(0.61)
+    # Three right answers out of three are not evidence of 95 %.
+    assert sure_threshold(np.array([0.9, 0.9, 0.9]), np.ones(3, bool), 0.95, bound_confidence=0.95) == 0.99
+
+
 def test_the_split_rule_is_fixed_and_about_15_15_70():
     assert split_of("00003aeb-ace5-43bf-9a0c-dc31a03e9cd2.jpg") == split_of("00003aeb-ace5-43bf-9a0c-dc31a03e9cd2.jpg")
     names = [f"{index:05d}.jpg" for index in range(4000)]
@@ -219,6 +230,29 @@ def test_heat_map_is_each_positions_share_of_the_logit():
     assert per_position.mean() == pytest.approx(head.logits(maps.mean(axis=(1, 2))[None])[0, output])
 
 
+def test_power_normalised_head_heat_map_is_its_gradient_share():
+    rng = np.random.default_rng(8)
+    maps = np.abs(rng.normal(size=(6, 7, 7)))
+    maps[:, 4, 1] += 5.0
+    head = PhotoHead(np.abs(rng.normal(size=(6, 11))), np.zeros(11), np.zeros(6), np.ones(6), power=0.5)
+    pooled = maps.mean(axis=(1, 2))
+    assert np.allclose(head.logits(pooled[None])[0], np.sqrt(pooled) @ head.weights)
+    assert np.allclose(photo.power_normalised(np.array([-4.0, 0.0, 9.0]), 0.5), [-2.0, 0.0, 3.0])
+    cam = head.heat_map(maps, 3)
+    assert np.unravel_index(cam.argmax(), cam.shape) == (4, 1)
+    # Grad-CAM: the positions' mean is the logit's linearisation, d logit / d pooled . pooled (half of it, for sqrt).
+    assert head.position_scores(maps, 3).mean() == pytest.approx(0.5 * (np.sqrt(pooled) @ head.weights[:, 3]))
+
+
+def test_a_head_keeps_its_power_through_save_and_load(tmp_path):
+    rng = np.random.default_rng(9)
+    head = PhotoHead(rng.normal(size=(6, 11)), np.zeros(11), np.ones(6), np.full(6, 2.0), power=0.5)
+    head.save(tmp_path / "head.npz")
+    loaded = PhotoHead.load(tmp_path / "head.npz")
+    features = np.abs(rng.normal(size=(3, 6)))
+    assert loaded.power == 0.5 and np.allclose(loaded.logits(features), head.logits(features))
+
+
 def test_the_shipped_photo_head_loads_and_has_its_figures():
     head = photo.load_photo_head(root=photo_train.REPO_ROOT / "models")
     test = head.meta["metrics"]["test"]
@@ -260,7 +294,7 @@ def test_a_head_saved_before_the_centre_view_reads_the_whole_photo(tmp_path):
     path = tmp_path / "head.npz"
     np.savez(path, weights=rng.normal(size=(6, 11)), bias=np.zeros(11), mean=np.zeros(6), scale=np.ones(6),
              temperature=np.float64(1.2), sure_threshold=np.float64(0.7))  # no "views": an older head
-    assert PhotoHead.load(path).views == ("whole",)
+    assert PhotoHead.load(path).views == ("whole",) and PhotoHead.load(path).power == 1.0
 
 
 def test_two_view_heat_map_places_the_centre_view_inside_the_whole_one():
