@@ -78,7 +78,7 @@ class PhotoTrainConfig:
     # "Sure" from the out-of-fold answers: the lowest threshold whose accuracy's one-sided lower confidence
     # bound (Wilson, this level) still reaches sure_accuracy, so a lucky few photos above a threshold
     # do not set it. The held-out photos ran 1.5-2.5 points below the point estimate at the same threshold.
-    sure_confidence: float = 0.95
+    sure_confidence: float | None = 0.95  # None: the observed share itself (sessions 7-8)
 
     def __post_init__(self):
         if not self.views or self.views[0] != "whole" or len(set(self.views)) != len(self.views) \
@@ -355,8 +355,9 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
                                         for label, targets in SOURCE_LABEL_TARGETS.items()}},
         "calibration": {"method": f"temperature scaling on {config.folds}-fold out-of-fold answers",
                         "temperature": round(head.temperature, 4), "sure_threshold": head.sure_threshold,
-                        "sure_threshold_rule": f"lowest whose out-of-fold answers are right >= {config.sure_accuracy:.0%} "
-                                               f"(one-sided {config.sure_confidence:.0%} Wilson lower bound)",
+                        "sure_threshold_rule": f"lowest whose out-of-fold answers are right >= {config.sure_accuracy:.0%}"
+                                               + ("" if config.sure_confidence is None else
+                                                  f" (one-sided {config.sure_confidence:.0%} Wilson lower bound)"),
                         "set_loss_before": round(set_loss(out_of_fold, fitted.allowed)[0], 4),
                         "set_loss_after": round(set_loss(out_of_fold / head.temperature, fitted.allowed)[0], 4)},
         "metrics": {"cross_validated": scores_of(probabilities, fitted, head.sure_threshold),

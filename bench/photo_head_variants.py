@@ -1,0 +1,52 @@
+"""The photo head's recipe, one change at a time: feature power and the rule for "sure", side by side in one run.
+
+    python -m bench.photo_head_variants            # four fits of the head on the cached features (~4 min)
+
+Each variant is fmnist_core.photo_train.train_photo_head (what the Train page's job and `train-photo` run)
+with one PhotoTrainConfig field changed. The choice follows the cross-validated columns (5 folds over the
+3,419 fitted photos); the held-out split (492 checked photos, the fixed rule of split_of) is printed beside
+them. Writes bench/results/photo_head_variants.json and prints the table for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fmnist_core.photo_train import PhotoTrainConfig, train_photo_head
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+VARIANTS = {
+    "features as they are, sure = observed >= 95 % (session 8)": PhotoTrainConfig(feature_power=1.0,
+                                                                                   sure_confidence=None),
+    "features as they are, sure = Wilson bound >= 95 %": PhotoTrainConfig(feature_power=1.0),
+    "square-rooted features, sure = observed >= 95 %": PhotoTrainConfig(sure_confidence=None),
+    "square-rooted features, sure = Wilson bound >= 95 % (shipped)": PhotoTrainConfig(),
+}
+
+
+def row(name: str, meta: dict) -> dict:
+    """The figures of one variant's head from its meta."""
+    cv, test = meta["metrics"]["cross_validated"], meta["metrics"]["test"]
+    return {"variant": name, "threshold": meta["calibration"]["sure_threshold"],
+            "temperature": meta["calibration"]["temperature"],
+            **{f"cv_{key}": cv[key] for key in ("accuracy", "sure_accuracy", "sure_coverage", "not_of_the_ten_flagged")},
+            **{f"test_{key}": test[key] for key in ("accuracy", "sure_accuracy", "sure_coverage",
+                                                    "not_of_the_ten_flagged")}}
+
+
+def main() -> None:
+    """Fit every variant, write the JSON, print the table."""
+    rows = [row(name, train_photo_head(config).meta) for name, config in VARIANTS.items()]
+    out = REPO_ROOT / "bench" / "results" / "photo_head_variants.json"
+    out.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    print("| variant | threshold | cross-validated right | CV sure right / answered sure | held-out right | "
+          "held-out sure right / answered sure | held-out hats, shorts, skirts flagged |\n|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['variant']} | {r['threshold']:.2f} | {r['cv_accuracy']:.1%} | {r['cv_sure_accuracy']:.1%} / "
+              f"{r['cv_sure_coverage']:.1%} | {r['test_accuracy']:.1%} | {r['test_sure_accuracy']:.1%} / "
+              f"{r['test_sure_coverage']:.1%} | {r['test_not_of_the_ten_flagged']:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
