@@ -345,7 +345,7 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
     head.sure_threshold = sure_threshold(probabilities.max(axis=1)[answered], right[answered], config.sure_accuracy,
                                          config.sure_confidence)
     head.meta = {
-        "kind": "photo-head", "backbone": "efficientnet-lite0", "config": config.to_dict(), "views": list(config.views),
+        "kind": "photo-head", "backbone": "efficientnet-lite0", "config": config.to_dict(),
         "outputs": list(OUTPUT_NAMES), "classes": list(CLASS_NAMES),
         "training_data": {"file": _shown_path(path), "files": [_shown_path(view_features_file(path, view))
                                                                 for view in config.views],

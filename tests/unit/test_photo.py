@@ -186,6 +186,7 @@ def test_train_photo_head_calibrates_and_records_how(tmp_path):
     assert meta["metrics"]["test"]["accuracy"] > 0.9 and meta["metrics"]["test"]["not_of_the_ten_flagged"] > 0.8
     assert "Not sure" not in meta["metrics"]["test"]["per_source_label"]  # labels naming no class are left out
     assert 0.05 <= head.temperature <= 20 and 0.3 <= head.sure_threshold <= 0.99
+    assert head.power == meta["config"]["feature_power"] == 0.5 and "Wilson" in meta["calibration"]["sure_threshold_rule"]
     assert meta["calibration"]["set_loss_after"] <= meta["calibration"]["set_loss_before"] + 1e-9
     assert meta["training_data"]["photos"]["test"] + meta["training_data"]["photos"]["fitted"] == 11 * 40
 
@@ -256,8 +257,10 @@ def test_a_head_keeps_its_power_through_save_and_load(tmp_path):
 def test_the_shipped_photo_head_loads_and_has_its_figures():
     head = photo.load_photo_head(root=photo_train.REPO_ROOT / "models")
     test = head.meta["metrics"]["test"]
-    assert head.views == ("whole", "centre") and head.weights.shape == (2 * 1280, 11)
-    assert 0.3 < head.sure_threshold < 0.99
+    assert head.views == ("whole", "centre") and head.weights.shape == (2 * 1280, 11) and head.power == 0.5
+    assert 0.3 < head.sure_threshold < 0.99 and head.sure_threshold == head.meta["calibration"]["sure_threshold"]
+    # The targets on the held-out split, as recorded when it was trained: a worse head must not ship.
+    assert test["sure_accuracy"] >= 0.95 and test["sure_coverage"] >= 0.70 and test["not_of_the_ten_flagged"] >= 0.8
     assert test["accuracy"] > 0.8 and test["photos"] > 500
     assert head.meta["outputs"][NONE_INDEX] == photo.NONE_NAME
 
