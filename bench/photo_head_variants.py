@@ -11,11 +11,11 @@ them. Writes bench/results/photo_head_variants.json and prints the table for BEN
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+from fmnist_core.config import REPO_ROOT
 from fmnist_core.photo_train import PhotoTrainConfig, train_photo_head
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+FIGURES = ("accuracy", "sure_accuracy", "sure_coverage", "not_of_the_ten_flagged")  # of each split, from the meta
 VARIANTS = {
     "features as they are, sure = observed >= 95 % (session 8)": PhotoTrainConfig(feature_power=1.0,
                                                                                    sure_confidence=None),
@@ -27,12 +27,11 @@ VARIANTS = {
 
 def row(name: str, meta: dict) -> dict:
     """The figures of one variant's head from its meta."""
-    cv, test = meta["metrics"]["cross_validated"], meta["metrics"]["test"]
-    return {"variant": name, "threshold": meta["calibration"]["sure_threshold"],
-            "temperature": meta["calibration"]["temperature"],
-            **{f"cv_{key}": cv[key] for key in ("accuracy", "sure_accuracy", "sure_coverage", "not_of_the_ten_flagged")},
-            **{f"test_{key}": test[key] for key in ("accuracy", "sure_accuracy", "sure_coverage",
-                                                    "not_of_the_ten_flagged")}}
+    figures = {"variant": name, "threshold": meta["calibration"]["sure_threshold"],
+               "temperature": meta["calibration"]["temperature"]}
+    for prefix, split in (("cv", "cross_validated"), ("test", "test")):
+        figures.update({f"{prefix}_{key}": meta["metrics"][split][key] for key in FIGURES})
+    return figures
 
 
 def main() -> None:

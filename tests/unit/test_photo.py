@@ -297,7 +297,8 @@ def test_a_head_saved_before_the_centre_view_reads_the_whole_photo(tmp_path):
     path = tmp_path / "head.npz"
     np.savez(path, weights=rng.normal(size=(6, 11)), bias=np.zeros(11), mean=np.zeros(6), scale=np.ones(6),
              temperature=np.float64(1.2), sure_threshold=np.float64(0.7))  # no "views": an older head
-    assert PhotoHead.load(path).views == ("whole",) and PhotoHead.load(path).power == 1.0
+    older = PhotoHead.load(path)
+    assert older.views == ("whole",) and older.power == 1.0
 
 
 def test_two_view_heat_map_places_the_centre_view_inside_the_whole_one():
