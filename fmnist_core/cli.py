@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fmnist_core.config import PRESETS, TTA_MODES, TrainConfig, preset, runs_dir, tta_mode
+from fmnist_core.config import PRECISIONS, PRESETS, TTA_MODES, TrainConfig, preset, runs_dir, tta_mode
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
 
@@ -43,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--shoe-pairs", type=float, help="in the last stage, the share of shoes shown as pairs (0-1)")
     train.add_argument("--init-from", metavar="MODEL_ID",
                        help="start from this registry model's weights and run only the last stage")
+    train.add_argument("--precision", choices=PRECISIONS,
+                       help="how training computes: auto (bfloat16 on CPUs with bfloat16 units, else float32), "
+                            "or one of them; the saved model answers in float32")
     train.add_argument("--seed", type=int)
     train.add_argument("--subset", type=int, help="train on the first N images only")
     train.add_argument("--test-subset", type=int, help="evaluate on the first N test images only")
@@ -100,7 +103,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         random_erasing=args.random_erasing, early_stopping_patience=args.patience, seed=args.seed, subset=args.subset,
         test_subset=args.test_subset, finetune_epochs=args.finetune_epochs,
         finetune_learning_rate=args.finetune_learning_rate, shoe_pairs=args.shoe_pairs, init_from=args.init_from,
-        label_smoothing=args.label_smoothing)
+        label_smoothing=args.label_smoothing, precision=args.precision)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -172,3 +172,10 @@ def to_model_input(images: np.ndarray) -> np.ndarray:
     scaled = np.array(images, dtype=np.float32)
     scaled /= 255.0  # in place: a second full-size float copy is 188 MB at training size
     return scaled[..., None]
+
+
+def to_model_input_tensor(images):
+    """The TensorFlow form of to_model_input (same values to the bit), for tf.data pipelines."""
+    import tensorflow as tf
+
+    return tf.expand_dims(tf.cast(images, tf.float32) / 255.0, -1)

@@ -15,19 +15,25 @@ INPUT_SHAPE = (IMAGE_SIZE, IMAGE_SIZE, 1)
 def augmentation_layers(max_shift: float = 0.06, erasing: float = 0.0) -> list[keras.layers.Layer]:
     """Random horizontal flips and shifts, and optionally random erasing; active only while training."""
     augmenters = [
-        layers.RandomFlip("horizontal", name="augment_flip"),
-        layers.RandomTranslation(max_shift, max_shift, fill_mode="constant", fill_value=0.0, name="augment_shift"),
+        layers.RandomFlip("horizontal", dtype="float32", name="augment_flip"),
+        layers.RandomTranslation(max_shift, max_shift, fill_mode="constant", fill_value=0.0, dtype="float32",
+                                 name="augment_shift"),
     ]
     if erasing > 0:
         # Zhong et al. 2017: erase a random rectangle (2-33 % of the image) with noise in a fraction of images;
         # a (p, p) factor makes p the probability itself, not the upper bound of a random one.
         augmenters.append(layers.RandomErasing(factor=(erasing, erasing), value_range=(0.0, 1.0),
-                                               name="augment_erase"))
+                                               dtype="float32", name="augment_erase"))
     return augmenters
 
 
 def _image_input() -> keras.KerasTensor:
     return keras.Input(shape=INPUT_SHAPE, name="image")
+
+
+def _probabilities(hidden: keras.KerasTensor) -> keras.KerasTensor:
+    # Float32 even when the rest computes in bfloat16: a bfloat16 softmax rounds 1 - p to 2^-8 near p = 1.
+    return layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probabilities")(hidden)
 
 
 def seed_basic() -> keras.Model:
@@ -39,7 +45,7 @@ def seed_basic() -> keras.Model:
     hidden = layers.MaxPooling2D()(hidden)
     hidden = layers.Flatten()(hidden)
     hidden = layers.Dense(128, activation="relu")(hidden)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    outputs = _probabilities(hidden)
     return keras.Model(inputs, outputs, name="seed_basic")
 
 
@@ -57,7 +63,7 @@ def seed_lenet() -> keras.Model:
     hidden = layers.Dropout(0.2)(hidden)
     hidden = layers.Dense(32, activation="relu")(hidden)
     hidden = layers.Dropout(0.2)(hidden)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    outputs = _probabilities(hidden)
     return keras.Model(inputs, outputs, name="seed_lenet")
 
 
@@ -84,7 +90,7 @@ def vgg_bn(widths: tuple[int, ...], depths: tuple[int, ...], dropout: float, nam
     # Flatten keeps where things are (fast to learn, more weights); global pooling generalises better.
     hidden = layers.Flatten()(hidden) if flatten else layers.GlobalAveragePooling2D()(hidden)
     hidden = layers.Dropout(dropout)(hidden)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    outputs = _probabilities(hidden)
     return keras.Model(inputs, outputs, name=name.replace("-", "_"))
 
 
@@ -102,7 +108,7 @@ def lite_net(widths: tuple[int, int, int] = (16, 64, 128)) -> keras.Model:
     hidden = layers.MaxPooling2D()(hidden)
     hidden = _conv_bn_relu(hidden, widths[2], name="last_conv")
     hidden = layers.Flatten()(hidden)
-    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="probabilities")(hidden)
+    outputs = _probabilities(hidden)
     return keras.Model(inputs, outputs, name="fmnist_lite")
 
 

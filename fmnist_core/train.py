@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gc
 import io
@@ -15,7 +16,7 @@ import numpy as np
 
 from fmnist_core import registry
 from fmnist_core.config import TrainConfig
-from fmnist_core.data import NUM_CLASSES, Dataset, load_dataset, to_model_input
+from fmnist_core.data import NUM_CLASSES, Dataset, load_dataset, to_model_input, to_model_input_tensor
 from fmnist_core.fsutil import atomic_write_json, atomic_write_text, read_json
 
 STATUS_FILE = "status.json"
@@ -161,6 +162,43 @@ def pick_strategy():
     return tf.distribute.get_strategy()
 
 
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of the bfloat16 matrix instructions
+
+
+def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX-512 BF16); False where unknown."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str) -> str:
+    """The dtype policy a run trains with: "auto" becomes bfloat16 on a CPU with bfloat16 units, else float32."""
+    if precision != "auto":
+        return precision
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return "float32"  # not measured on GPUs: keep what the shipped models were trained with
+    return "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
+
+
+@contextlib.contextmanager
+def dtype_policy(policy: str):
+    """Build layers under a Keras dtype policy, restoring the previous one after (Keras keeps it per thread)."""
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
 def learning_rate_schedule(config: TrainConfig, total_steps: int):
     """Linear warm-up over the first 10 % of steps, then cosine decay to zero."""
     import keras
@@ -256,6 +294,42 @@ def training_loss(config: TrainConfig):
     return smoothed_cross_entropy
 
 
+VALIDATION_BATCH = 1000
+
+
+def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None):
+    """uint8 images and labels as an endless tf.data stream of model-input batches, reshuffled each pass if seeded.
+
+    Endless, with fit told the steps per epoch, so that Keras keeps one iterator for the whole fit: with
+    arrays it starts a new one each epoch, and here both cores then sat idle for about 8 s at every epoch
+    boundary (BENCHMARKS.md). Scaling per batch also spares a 188 MB float copy of the training images.
+    """
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((images, labels))
+    if seed is not None:
+        data = data.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(batch_size).map(lambda x, y: (to_model_input_tensor(x), y)).repeat().prefetch(2)
+    # Without tf.data's autotuning thread: tearing down an iterator waits for it, and here that wait
+    # took from seconds to half a minute of idle cores at the end of a fit (BENCHMARKS.md).
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return data.with_options(options)
+
+
+def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int) -> dict:
+    """fit's data arguments: the training stream and, when the config holds out a share, the validation one."""
+    n_val = int(len(images) * config.validation_split)
+    n_fit = len(images) - n_val
+    arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], config.batch_size, seed),
+                 "steps_per_epoch": int(np.ceil(n_fit / config.batch_size)),
+                 "shuffle": False}  # the stream shuffles itself (Keras would only warn that it cannot)
+    if n_val:  # the tail, as Keras's validation_split would take it
+        arguments["validation_data"] = endless_batches(images[n_fit:], labels[n_fit:], VALIDATION_BATCH)
+        arguments["validation_steps"] = int(np.ceil(n_val / VALIDATION_BATCH))
+    return arguments
+
+
 def inference_copy(model, config: TrainConfig):
     """The same architecture, uncompiled, with the trained weights, without the training-only layers.
 
@@ -264,7 +338,8 @@ def inference_copy(model, config: TrainConfig):
     """
     from fmnist_core.models import build_model
 
-    copy = build_model(config.architecture)
+    with dtype_policy("float32"):  # the saved model answers in float32 whatever the run computed in
+        copy = build_model(config.architecture)
     copy.set_weights(model.get_weights())
     return copy
 
@@ -292,19 +367,14 @@ def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, 
         model.compile(optimizer=keras.optimizers.Adam(schedule), loss=training_loss(config), metrics=["accuracy"])
     rng = np.random.default_rng(config.seed + 1)
     first = config.total_epochs - config.finetune_epochs
-    n_val = int(len(x_train) * config.validation_split)
     reporter.write(state="running", message="training (last stage: shoes shown as pairs)")
     for epoch in range(first, config.total_epochs):
-        # The previous fit's input arrays sit in reference cycles until collected: free them before the next.
+        # The previous fit's input pipeline sits in reference cycles until collected: free it before the next.
         gc.collect()
         images = with_shoe_pairs(x_train, y_train, config.shoe_pairs, rng) if config.shoe_pairs else x_train
-        order = np.concatenate([rng.permutation(len(x_train) - n_val), np.arange(len(x_train) - n_val, len(x_train))])
-        inputs = to_model_input(images[order])
+        model.fit(initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=1 if console else 0,
+                  **fit_arguments(images, y_train, config, seed=config.seed + epoch))
         del images
-        model.fit(inputs, y_train[order], batch_size=config.batch_size, initial_epoch=epoch,
-                  epochs=epoch + 1, validation_split=config.validation_split if n_val else 0.0,
-                  callbacks=callbacks, verbose=1 if console else 0)
-        del inputs
         if cancel.cancelled:
             return
 
@@ -346,7 +416,8 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     n_val = int(len(x_train) * config.validation_split)
     steps_per_epoch = int(np.ceil((len(x_train) - n_val) / config.batch_size))
     strategy = pick_strategy()
-    with strategy.scope():
+    precision = resolve_precision(config.precision)
+    with strategy.scope(), dtype_policy(precision):
         model = build_model(config.architecture, augment=config.augmentation, erasing=config.random_erasing)
         set_batch_norm_momentum(model, run_length_momentum(steps_per_epoch))
         if config.init_from:
@@ -361,9 +432,8 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
                                                    restore_best_weights=True)]
                     if config.early_stopping_patience and n_val else [])
         reporter.write(state="running", message="training", batches_per_epoch=steps_per_epoch)
-        model.fit(to_model_input(x_train), y_train, batch_size=config.batch_size, epochs=config.epochs,
-                  validation_split=config.validation_split if n_val else 0.0, callbacks=callbacks + stopping,
-                  verbose=1 if console else 0)
+        model.fit(epochs=config.epochs, callbacks=callbacks + stopping, verbose=1 if console else 0,
+                  **fit_arguments(x_train, y_train, config, seed=config.seed))
     if config.finetune_epochs and not cancel.cancelled:
         finetune(model, config, strategy, x_train, y_train, callbacks, cancel, console, reporter, steps_per_epoch)
     train_seconds = time.perf_counter() - started
@@ -407,6 +477,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         "dataset": {"checksum": dataset.checksum(), "source": dataset.source,
                     "train_images": int(len(x_train)), "test_images": int(len(x_test))},
         "versions": library_versions(),
+        "precision": precision,
         "strategy": type(strategy).__name__, "replicas": int(strategy.num_replicas_in_sync),
         "created_at": datetime.now(UTC).isoformat(),
         "run_id": reporter.run_dir.name,

@@ -118,3 +118,10 @@ def test_model_input_is_a_float_copy_scaled_to_unit_range():
     assert scaled.dtype == np.float32 and scaled.shape == (1, 2, 2, 1)
     np.testing.assert_array_equal(scaled[0, :, :, 0], np.float32([[0, 1], [0.2, 0.4]]))
     assert images[0, 0, 1] == 255  # the uint8 input is left as it was
+
+
+def test_the_tensorflow_scaling_matches_to_model_input_to_the_bit():
+    from fmnist_core.data import to_model_input, to_model_input_tensor
+
+    images = (np.arange(4 * 28 * 28) % 256).astype(np.uint8).reshape(4, 28, 28)  # every byte value
+    assert np.array_equal(np.asarray(to_model_input_tensor(images)), to_model_input(images))

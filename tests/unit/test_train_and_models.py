@@ -8,7 +8,17 @@ import pytest
 from fmnist_core.config import PRESETS, TrainConfig
 from fmnist_core.models import ARCHITECTURES, build_model
 from fmnist_core.registry import load_model, read_meta
-from fmnist_core.train import TrainingCancelled, read_history, read_status, request_cancel, train, training_loss
+from fmnist_core.train import (
+    TrainingCancelled,
+    cpu_has_bfloat16,
+    endless_batches,
+    read_history,
+    read_status,
+    request_cancel,
+    resolve_precision,
+    train,
+    training_loss,
+)
 
 
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
@@ -40,7 +50,8 @@ def test_presets_are_valid_and_ordered_by_effort():
                                     {"architecture": "resnet-9000"}, {"subset": 5}, {"validation_split": 0.9},
                                     {"random_erasing": 1.5}, {"augmentation": False, "random_erasing": 0.5},
                                     {"shoe_pairs": 2.0}, {"finetune_epochs": -1}, {"finetune_learning_rate": 9.0},
-                                    {"shoe_pairs": 0.3, "finetune_epochs": 0}, {"label_smoothing": 0.7}])
+                                    {"shoe_pairs": 0.3, "finetune_epochs": 0}, {"label_smoothing": 0.7},
+                                    {"precision": "float8"}])
 def test_out_of_bounds_configs_are_refused(change):
     with pytest.raises(ValueError, match="invalid training configuration"):
         TrainConfig().replace(**change).validate()
@@ -227,3 +238,48 @@ def test_a_label_smoothed_run_trains_and_records_it(dataset, tmp_path):
     status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
     meta = read_meta(status["model_id"], tmp_path / "models")
     assert meta["config"]["label_smoothing"] == 0.1 and read_history(tmp_path / "run")[0]["val_accuracy"] is not None
+
+
+def test_bfloat16_is_chosen_only_where_the_cpu_has_bfloat16_units(tmp_path, monkeypatch):
+    import fmnist_core.train as training
+
+    amx = tmp_path / "amx"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
+    zen3 = tmp_path / "zen3"
+    zen3.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert cpu_has_bfloat16(amx) and not cpu_has_bfloat16(zen3)
+    assert not cpu_has_bfloat16(tmp_path / "missing")
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: True)
+    assert resolve_precision("auto") == "mixed_bfloat16" and resolve_precision("float32") == "float32"
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    assert resolve_precision("auto") == "float32" and resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+
+
+def test_a_bfloat16_run_saves_a_model_that_answers_in_float32(dataset, tmp_path):
+    config = TrainConfig(architecture="fmnist-lite", epochs=2, subset=2000, test_subset=500, validation_split=0.1,
+                         precision="mixed_bfloat16")
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    meta = read_meta(status["model_id"], tmp_path / "models")
+    assert meta["precision"] == "mixed_bfloat16"
+    model = load_model(status["model_id"], tmp_path / "models")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    assert model(np.zeros((1, 28, 28, 1), np.float32)).dtype == "float32"
+    assert status["test_accuracy"] >= 0.6, status["test_accuracy"]  # a working net, not a bfloat16 casualty
+
+
+def test_training_batches_show_every_image_once_per_pass_in_a_new_order(dataset):
+    from fmnist_core.data import to_model_input
+
+    images, labels = dataset.x_train[:100], dataset.y_train[:100]
+    stream = iter(endless_batches(images, labels, batch_size=32, seed=1))
+    passes = [[next(stream) for _ in range(4)] for _ in range(2)]  # 100 images = 3 full batches and one of 4
+    for batches in passes:
+        batch_images = np.concatenate([np.asarray(x) for x, _ in batches])
+        batch_labels = np.concatenate([np.asarray(y) for _, y in batches])
+        assert [len(y) for _, y in batches] == [32, 32, 32, 4]
+        # Each image once, with its own label, scaled exactly as everywhere else.
+        index = {image.tobytes(): i for i, image in enumerate(to_model_input(images))}
+        order = [index[image.tobytes()] for image in batch_images]
+        assert sorted(order) == list(range(100)) and np.array_equal(batch_labels, labels[order])
+    first, second = ([index[np.asarray(x)[0].tobytes()] for x, _ in batches] for batches in passes)
+    assert first != second
