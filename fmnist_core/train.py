@@ -317,12 +317,18 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
     return data.with_options(options)
 
 
+def fit_split(n_images: int, config: TrainConfig) -> tuple[int, int, int]:
+    """How many images are fitted and held out for validation (the tail), and the batches per epoch."""
+    n_val = int(n_images * config.validation_split)
+    n_fit = n_images - n_val
+    return n_fit, n_val, int(np.ceil(n_fit / config.batch_size))
+
+
 def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int) -> dict:
     """fit's data arguments: the training stream and, when the config holds out a share, the validation one."""
-    n_val = int(len(images) * config.validation_split)
-    n_fit = len(images) - n_val
+    n_fit, n_val, steps_per_epoch = fit_split(len(images), config)
     arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], config.batch_size, seed),
-                 "steps_per_epoch": int(np.ceil(n_fit / config.batch_size)),
+                 "steps_per_epoch": steps_per_epoch,
                  "shuffle": False}  # the stream shuffles itself (Keras would only warn that it cannot)
     if n_val:  # the tail, as Keras's validation_split would take it
         arguments["validation_data"] = endless_batches(images[n_fit:], labels[n_fit:], VALIDATION_BATCH)
@@ -413,8 +419,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     order = np.random.default_rng(config.seed).permutation(len(x_train))
     x_train, y_train = x_train[order], y_train[order]
 
-    n_val = int(len(x_train) * config.validation_split)
-    steps_per_epoch = int(np.ceil((len(x_train) - n_val) / config.batch_size))
+    _, n_val, steps_per_epoch = fit_split(len(x_train), config)
     strategy = pick_strategy()
     precision = resolve_precision(config.precision)
     with strategy.scope(), dtype_policy(precision):
