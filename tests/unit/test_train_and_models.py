@@ -283,3 +283,65 @@ def test_training_batches_show_every_image_once_per_pass_in_a_new_order(dataset)
         assert sorted(order) == list(range(100)) and np.array_equal(batch_labels, labels[order])
     first, second = ([index[np.asarray(x)[0].tobytes()] for x, _ in batches] for batches in passes)
     assert first != second
+
+
+def test_fused_batch_norm_computes_what_keras_batch_norm_computes():
+    import keras
+    import tensorflow as tf
+
+    from fmnist_core.models import FusedBatchNormalization
+
+    rng = np.random.default_rng(0)
+    inputs = tf.constant(np.maximum(rng.normal(size=(32, 7, 7, 8)), 0).astype("float32") * 3 + 1)
+    upstream = tf.constant(rng.normal(size=(32, 7, 7, 8)).astype("float32"))
+    plain, fused = keras.layers.BatchNormalization(momentum=0.5), FusedBatchNormalization(momentum=0.5)
+    for layer in (plain, fused):
+        layer.build(inputs.shape)
+        layer.gamma.assign(np.linspace(0.5, 2.0, 8).astype("float32"))
+        layer.beta.assign(np.linspace(-1.0, 1.0, 8).astype("float32"))
+    results = []
+    for layer in (plain, fused):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+            loss = tf.reduce_sum(outputs * upstream)
+        gradients = tape.gradient(loss, [inputs, layer.gamma, layer.beta])
+        results.append([outputs, *gradients, layer.moving_mean, layer.moving_variance,
+                         layer(inputs, training=False)])
+    names = ["outputs", "input gradient", "gamma gradient", "beta gradient", "moving mean", "moving variance",
+             "inference outputs"]
+    for name, expected, got in zip(names, *results):
+        # The fused kernel's variance is the unbiased one: n/(n-1) = 1 + 1/1567 for these 1,568 values.
+        np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=2e-3, atol=2e-3, err_msg=name)
+    assert not np.allclose(np.asarray(plain.moving_mean), 0.0)  # the update happened, in both
+
+
+def test_fused_batch_norm_trains_in_bfloat16():
+    import keras
+    import tensorflow as tf
+
+    from fmnist_core.models import FusedBatchNormalization
+
+    inputs = tf.constant(np.random.default_rng(1).normal(2.0, 3.0, size=(16, 7, 7, 4)).astype("float32"))
+    layer = FusedBatchNormalization(dtype="mixed_bfloat16")
+    outputs = layer(tf.cast(inputs, "bfloat16"), training=True)
+    assert outputs.dtype == "bfloat16" and layer.moving_mean.dtype == "float32"
+    normalised = np.asarray(tf.cast(outputs, "float32"))
+    assert abs(normalised.mean()) < 0.05 and abs(normalised.std() - 1.0) < 0.05
+    assert isinstance(layer, keras.layers.BatchNormalization)  # the recalibration and momentum code finds it
+
+
+def test_training_builds_fused_batch_norm_and_saves_the_plain_layer(dataset, tmp_path):
+    import keras
+
+    from fmnist_core.models import FusedBatchNormalization
+
+    fused = build_model("fmnist-net", fused_batch_norm=True)
+    plain = build_model("fmnist-net")
+    assert sum(isinstance(layer, FusedBatchNormalization) for layer in fused.layers) == 5
+    assert [w.shape for w in fused.weights] == [w.shape for w in plain.weights]
+    config = TrainConfig(architecture="fmnist-lite", epochs=1, subset=512, test_subset=100, validation_split=0.0)
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    saved = load_model(status["model_id"], tmp_path / "models")
+    norms = [layer for layer in saved.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 2 and all(type(layer) is keras.layers.BatchNormalization for layer in norms)
