@@ -232,6 +232,10 @@ def training_form() -> TrainConfig | None:
                                    key=f"pairs_{preset_name}",
                                    help="The share of sandals, sneakers and boots shown as a pair of shoes, as "
                                         "phone photos show them, so that a pair is recognised as the shoe.")
+        label_smoothing = right.slider("Label smoothing", 0.0, 0.5, base.label_smoothing, 0.05,
+                                       key=f"smoothing_{preset_name}",
+                                       help="The share of each training target spread over the ten classes, so "
+                                            "that the net is not pushed to be 100 % sure of every image.")
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", key="train_start")
     if not submitted:
         return None
@@ -240,7 +244,7 @@ def training_form() -> TrainConfig | None:
                             learning_rate=float(learning_rate), validation_split=float(validation_split),
                             early_stopping_patience=int(patience), augmentation=bool(augmentation),
                             random_erasing=float(erasing), finetune_epochs=int(finetune_epochs),
-                            shoe_pairs=float(shoe_pairs),
+                            shoe_pairs=float(shoe_pairs), label_smoothing=float(label_smoothing),
                             subset=int(subset) if subset and subset >= 32 else None).validate()
     except ValueError as error:
         st.error(str(error))

@@ -150,9 +150,11 @@ PRESETS: dict[str, TrainConfig] = {
     # augmentation: under a minute here, 0.6x the seed tutorial's time (BENCHMARKS.md).
     "quick": TrainConfig(architecture="fmnist-lite", epochs=3, batch_size=256, learning_rate=4e-3,
                          augmentation=False, validation_split=0.0, preset="quick"),
-    # standard: the Train page's default. Augmentation did not pay off at this budget (BENCHMARKS.md).
-    "standard": TrainConfig(architecture="fmnist-net", epochs=12, batch_size=256, learning_rate=3e-3,
-                            augmentation=False, validation_split=0.05, preset="standard"),
+    # standard: the Train page's default, sized to 10 minutes on a 2-core CPU with bfloat16 units: the wide net
+    # with BN after pooling (13 % faster per step), flips and shifts, label smoothing and all 60,000 images;
+    # 94.07 % in 530 s (BENCHMARKS.md, session 12).
+    "standard": TrainConfig(architecture="fmnist-wide-pooled", epochs=22, batch_size=256, learning_rate=3e-3,
+                            augmentation=True, label_smoothing=0.1, validation_split=0.0, preset="standard"),
     # best: the shipped model; a wider net, long, with flips, shifts and random erasing, all 60,000 images,
     # then 4 epochs at a tenth of the rate in which 30 % of the shoes are shown as pairs. Erasing lifted both
     # the test score and the real photos; more epochs without it did not, and 70 epochs with it scored
@@ -174,7 +176,7 @@ def preset(name: str) -> TrainConfig:
 
 # What a preset run reaches at the least here (BENCHMARKS.md, a little below the measured figures); a run of
 # the unchanged preset that ends further below is reported as suspect on the Train page.
-PRESET_FLOORS = {"quick": 0.905, "standard": 0.925, "best": 0.94}
+PRESET_FLOORS = {"quick": 0.905, "standard": 0.935, "best": 0.94}
 CHANCE_LEVEL = 1 / 10
 NEAR_CHANCE = 0.5  # any model scoring under this is not a working Fashion-MNIST classifier
 

@@ -106,19 +106,27 @@ def _conv_bn_relu(hidden: keras.KerasTensor, filters: int, norm: Norm, name: str
 
 
 def vgg_bn(widths: tuple[int, ...], depths: tuple[int, ...], dropout: float, name: str,
-           flatten: bool = False, norm: Norm = layers.BatchNormalization) -> keras.Model:
+           flatten: bool = False, norm: Norm = layers.BatchNormalization, pool_before_norm: bool = False) -> keras.Model:
     """A VGG-style net: stages of 3x3 conv + BN + ReLU, max-pool between stages, global average pool.
 
     The first stage runs at full 28x28 resolution, where each conv costs 4x a 14x14 one, so it gets
-    one conv only: that is where the CPU time goes (measured in BENCHMARKS.md).
+    one conv only: that is where the CPU time goes (measured in BENCHMARKS.md). With pool_before_norm,
+    a stage's last conv is pooled before its BN and ReLU, which then touch a quarter of the values
+    (ReLU commutes with max-pooling; BN's statistics come from the pooled map).
     """
     inputs = hidden = _image_input()
     for stage, (width, depth) in enumerate(zip(widths, depths)):
-        if stage:
-            hidden = layers.MaxPooling2D()(hidden)
+        is_last_stage = stage == len(widths) - 1
         for index in range(depth):
-            is_last = stage == len(widths) - 1 and index == depth - 1
-            hidden = _conv_bn_relu(hidden, width, norm, name="last_conv" if is_last else None)
+            is_last = is_last_stage and index == depth - 1
+            if pool_before_norm and index == depth - 1 and not is_last_stage:
+                hidden = layers.Conv2D(width, 3, padding="same", use_bias=False)(hidden)
+                hidden = layers.MaxPooling2D()(hidden)
+                hidden = layers.ReLU()(norm()(hidden))
+            else:
+                hidden = _conv_bn_relu(hidden, width, norm, name="last_conv" if is_last else None)
+        if not is_last_stage and not pool_before_norm:
+            hidden = layers.MaxPooling2D()(hidden)
     # Flatten keeps where things are (fast to learn, more weights); global pooling generalises better.
     hidden = layers.Flatten()(hidden) if flatten else layers.GlobalAveragePooling2D()(hidden)
     hidden = layers.Dropout(dropout)(hidden)
@@ -152,6 +160,8 @@ ARCHITECTURES: dict[str, Callable[[Norm], keras.Model]] = {
     "fmnist-small": lambda norm: vgg_bn((32, 64, 128), (1, 1, 1), 0.3, "fmnist-small", flatten=True, norm=norm),
     "fmnist-net": lambda norm: vgg_bn((32, 64, 128), (1, 2, 2), 0.3, "fmnist-net", norm=norm),
     "fmnist-wide": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide", norm=norm),
+    "fmnist-wide-pooled": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide-pooled", norm=norm,
+                                              pool_before_norm=True),
 }
 DEFAULT_ARCHITECTURE = "fmnist-net"
 

@@ -34,6 +34,7 @@ def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
     app = fill_tiny_job(open_page("train"))
     app.number_input(key="finetune_quick").set_value(1)
     app.slider(key="pairs_quick").set_value(0.5)
+    app.slider(key="smoothing_quick").set_value(0.1)
     app.button(key="train_start").click().run()
     assert_clean(app)
     run_id = jobs.current_run_id()
@@ -44,6 +45,7 @@ def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
     assert status["state"] == "finished", status
     assert status["config"]["random_erasing"] == 0.25, "every form field reaches the job"
     assert status["config"]["finetune_epochs"] == 1 and status["config"]["shoe_pairs"] == 0.5
+    assert status["config"]["label_smoothing"] == 0.1
     assert status["epochs"] == 2, "the last stage's epoch is counted"
     app.run()
     assert_clean(app)
