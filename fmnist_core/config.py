@@ -147,7 +147,7 @@ class TrainConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     # quick: the cheapest net that reaches 91.5 % (no BN at full resolution, flatten head), 3 epochs, no
-    # augmentation: under a minute here, 0.6x the seed tutorial's time (BENCHMARKS.md).
+    # augmentation: 21 s here (bfloat16), 0.32x the seed tutorial's time (BENCHMARKS.md, session 12).
     "quick": TrainConfig(architecture="fmnist-lite", epochs=3, batch_size=256, learning_rate=4e-3,
                          augmentation=False, validation_split=0.0, preset="quick"),
     # standard: the Train page's default, sized to 10 minutes on a 2-core CPU with bfloat16 units: the wide net

@@ -67,3 +67,39 @@ def test_repeat_table_gives_wall_and_cpu_ratios_to_the_baseline():
     table = markdown_table({"baseline": row(200, 300), "quick": row(100, 240)})
     quick_line = next(line for line in table.splitlines() if line.startswith("| quick"))
     assert "| 0.50 |" in quick_line and quick_line.endswith("| 0.80 |")
+
+
+def test_drawings_bench_draws_the_garment_the_page_would_see(dataset):
+    import numpy as np
+
+    from bench.drawings import STYLES, drawing_of
+    from fmnist_core.preprocess import preprocess_drawing
+
+    rng = np.random.default_rng(0)
+    for index in range(20):
+        image = dataset.x_test[index]
+        silhouette = image > 40
+        for style in STYLES:
+            canvas = drawing_of(image, style, rng)
+            assert canvas.shape == (280, 280, 4) and set(np.unique(canvas[..., 3])) <= {0, 255}
+            seen = preprocess_drawing(canvas).image > 127
+            if style == "filled":  # the same shape, as the 28x28 view the model gets
+                overlap = (seen & silhouette).sum() / (seen | silhouette).sum()
+                assert overlap > 0.5, (index, overlap)
+            else:  # an outline leaves the inside of a large garment empty
+                assert 0 < seen.sum() < 28 * 28
+
+
+def test_drawings_bench_scores_a_registry_model(registry_dir, capsys, monkeypatch):
+    import json
+    import sys
+
+    from bench import drawings
+    from fmnist_core.registry import get_active_id
+
+    model_id = get_active_id()
+    monkeypatch.setattr(sys, "argv", ["bench.drawings", "--models", model_id, "--count", "20"])
+    drawings.main()
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(report[model_id]) == {"filled", "outline"}
+    assert all(0 <= report[model_id][style]["accuracy"] <= 1 for style in ("filled", "outline"))
