@@ -195,9 +195,9 @@ def live_job_panel() -> None:
 def training_form() -> TrainConfig | None:
     """The hyperparameter form; returns a config when Start was pressed."""
     preset_name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("standard"), key="train_preset",
-                               help="On a 2-core CPU with bfloat16 units (measured, BENCHMARKS.md): quick, about "
+                               help="On a 2-core CPU with bfloat16 units (BENCHMARKS.md): quick, about "
                                     "92 % in under half a minute; standard (the default), about 94 % in 9 minutes; "
-                                    "best, the shipped model's recipe, about 30 minutes. CPUs without bfloat16 "
+                                    "best, the shipped model's recipe, about 25 minutes. CPUs without bfloat16 "
                                     "take about 3 times as long.")
     base = PRESETS[preset_name]
     # Enter in a field must not start a job of minutes with the fields typed so far: only the button does.
