@@ -297,6 +297,11 @@ def training_loss(config: TrainConfig):
 VALIDATION_BATCH = 1000
 
 
+def batch_count(images: int, batch_size: int) -> int:
+    """Batches in one pass over `images` images (the last one may be short)."""
+    return -(-images // batch_size)
+
+
 def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None):
     """uint8 images and labels as an endless tf.data stream of model-input batches, reshuffled each pass if seeded.
 
@@ -310,7 +315,7 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
 
     count = len(images)
     all_images, all_labels = tf.constant(images), tf.constant(labels)
-    batches_per_pass = int(np.ceil(count / batch_size))
+    batches_per_pass = batch_count(count, batch_size)
 
     def one_pass(pass_number):
         if seed is None:
@@ -336,7 +341,7 @@ def fit_split(n_images: int, config: TrainConfig) -> tuple[int, int, int]:
     """How many images are fitted and held out for validation (the tail), and the batches per epoch."""
     n_val = int(n_images * config.validation_split)
     n_fit = n_images - n_val
-    return n_fit, n_val, int(np.ceil(n_fit / config.batch_size))
+    return n_fit, n_val, batch_count(n_fit, config.batch_size)
 
 
 def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int) -> dict:
@@ -347,7 +352,7 @@ def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, s
                  "shuffle": False}  # the stream shuffles itself (Keras would only warn that it cannot)
     if n_val:  # the tail, as Keras's validation_split would take it
         arguments["validation_data"] = endless_batches(images[n_fit:], labels[n_fit:], VALIDATION_BATCH)
-        arguments["validation_steps"] = int(np.ceil(n_val / VALIDATION_BATCH))
+        arguments["validation_steps"] = batch_count(n_val, VALIDATION_BATCH)
     return arguments
 
 
