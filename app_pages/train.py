@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from fmnist_core import exports, jobs, photo, registry
-from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, PRESETS, TrainConfig, accuracy_warning
+from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, OPTIMIZERS, PRESETS, TrainConfig, accuracy_warning
 from fmnist_core.models import ARCHITECTURES
 from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, read_history
 from ui.auth import admin_allowed
@@ -236,6 +236,13 @@ def training_form() -> TrainConfig | None:
                                        key=f"smoothing_{preset_name}",
                                        help="The share of each training target spread over the ten classes, so "
                                             "that the net is not pushed to be 100 % sure of every image.")
+        optimizer = left.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(base.optimizer),
+                                   key=f"optimizer_{preset_name}",
+                                   help="Adam (peak rate about 0.003), or SGD with Nesterov momentum (about 0.1).")
+        weight_decay = middle.number_input("Weight decay", 0.0, 0.1, base.weight_decay, 0.001, format="%.4f",
+                                           key=f"decay_{preset_name}",
+                                           help="Each step shrinks the weights by learning rate x this, which "
+                                                "keeps them small and the net from memorising (0 = off).")
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", key="train_start")
     if not submitted:
         return None
@@ -245,6 +252,7 @@ def training_form() -> TrainConfig | None:
                             early_stopping_patience=int(patience), augmentation=bool(augmentation),
                             random_erasing=float(erasing), finetune_epochs=int(finetune_epochs),
                             shoe_pairs=float(shoe_pairs), label_smoothing=float(label_smoothing),
+                            optimizer=str(optimizer), weight_decay=float(weight_decay),
                             subset=int(subset) if subset and subset >= 32 else None).validate()
     except ValueError as error:
         st.error(str(error))

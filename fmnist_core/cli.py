@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from fmnist_core.config import PRECISIONS, PRESETS, TTA_MODES, TrainConfig, preset, runs_dir, tta_mode
+from fmnist_core.config import OPTIMIZERS, PRECISIONS, PRESETS, TTA_MODES, TrainConfig, preset, runs_dir, tta_mode
 
 EXIT_OK, EXIT_ERROR, EXIT_SOME_FAILED = 0, 1, 2
 
@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--random-erasing", type=float, help="share of images with a random patch erased (0-1)")
     train.add_argument("--patience", type=int, help="early stopping patience in epochs (0 = off)")
     train.add_argument("--label-smoothing", type=float, help="share of each target spread over the ten classes (0-0.5)")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, help="adam, or sgd (Nesterov momentum 0.9)")
+    train.add_argument("--weight-decay", type=float,
+                       help="decoupled weight decay: each step shrinks the kernels by learning rate x this (0-0.1)")
     train.add_argument("--finetune-epochs", type=int, help="epochs of the last, low-rate stage (0 = none)")
     train.add_argument("--finetune-learning-rate", type=float, help="the last stage's starting learning rate")
     train.add_argument("--shoe-pairs", type=float, help="in the last stage, the share of shoes shown as pairs (0-1)")
@@ -103,7 +106,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         random_erasing=args.random_erasing, early_stopping_patience=args.patience, seed=args.seed, subset=args.subset,
         test_subset=args.test_subset, finetune_epochs=args.finetune_epochs,
         finetune_learning_rate=args.finetune_learning_rate, shoe_pairs=args.shoe_pairs, init_from=args.init_from,
-        label_smoothing=args.label_smoothing, precision=args.precision)
+        label_smoothing=args.label_smoothing, optimizer=args.optimizer, weight_decay=args.weight_decay,
+        precision=args.precision)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -151,6 +151,36 @@ def lite_net(widths: tuple[int, int, int] = (16, 64, 128), norm: Norm = layers.B
     return keras.Model(inputs, outputs, name="fmnist_lite")
 
 
+def _residual_block(hidden: keras.KerasTensor, filters: int, norm: Norm, name: str | None = None) -> keras.KerasTensor:
+    """He et al. 2016's basic block: conv-BN-ReLU-conv-BN plus the input (projected where the width changes)."""
+    shortcut = hidden
+    if hidden.shape[-1] != filters:
+        shortcut = norm()(layers.Conv2D(filters, 1, use_bias=False)(hidden))
+    hidden = _conv_bn_relu(hidden, filters, norm)
+    hidden = norm()(layers.Conv2D(filters, 3, padding="same", use_bias=False)(hidden))
+    return layers.ReLU(name=name)(layers.Add()([hidden, shortcut]))
+
+
+def residual_net(widths: tuple[int, ...], blocks: tuple[int, ...], stem: int, dropout: float, name: str,
+                 norm: Norm = layers.BatchNormalization) -> keras.Model:
+    """A small ResNet for 28x28: one conv at full resolution, then stages of residual blocks at 14x14 and 7x7.
+
+    As in the VGG-style nets, full resolution gets a single conv (that is where CPU time goes); the depth
+    goes where the maps are small, with identity shortcuts so that the deeper net still trains quickly.
+    """
+    inputs = hidden = _image_input()
+    hidden = _conv_bn_relu(hidden, stem, norm, pool_first=True)
+    for stage, (width, count) in enumerate(zip(widths, blocks)):
+        if stage:
+            hidden = layers.MaxPooling2D()(hidden)
+        for index in range(count):
+            is_last = stage == len(widths) - 1 and index == count - 1
+            hidden = _residual_block(hidden, width, norm, name="last_conv" if is_last else None)
+    hidden = layers.GlobalAveragePooling2D()(hidden)
+    hidden = layers.Dropout(dropout)(hidden)
+    return keras.Model(inputs, _probabilities(hidden), name=name.replace("-", "_"))
+
+
 # Each factory takes the batch-normalization layer to build with (the plain Keras one by default).
 ARCHITECTURES: dict[str, Callable[[Norm], keras.Model]] = {
     "seed-basic": seed_basic,
@@ -161,6 +191,7 @@ ARCHITECTURES: dict[str, Callable[[Norm], keras.Model]] = {
     "fmnist-wide": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide", norm=norm),
     "fmnist-wide-pooled": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide-pooled", norm=norm,
                                               pool_before_norm=True),
+    "fmnist-resnet": lambda norm: residual_net((64, 128), (2, 2), 32, 0.3, "fmnist-resnet", norm=norm),
 }
 DEFAULT_ARCHITECTURE = "fmnist-net"
 

@@ -209,6 +209,26 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int):
         warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
+SGD_MOMENTUM = 0.9
+# Decoupled weight decay shrinks the convolution and dense kernels only: batch norm's scale and shift set each
+# channel's size and offset, and decaying them (or the biases) only fights the normalisation.
+NOT_DECAYED = ("gamma", "beta", "bias")
+
+
+def make_optimizer(config: TrainConfig, learning_rate):
+    """The configured optimizer (Adam, or SGD with Nesterov momentum) with its weight decay, at a rate or schedule."""
+    import keras
+
+    decay = config.weight_decay or None
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=decay)
+    else:
+        optimizer = keras.optimizers.Adam(learning_rate, weight_decay=decay)
+    if decay:
+        optimizer.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
+    return optimizer
+
+
 def library_versions() -> dict:
     """Versions recorded in meta.json so a figure can be traced to its software."""
     import keras
@@ -390,7 +410,7 @@ def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, 
     with strategy.scope():
         schedule = keras.optimizers.schedules.CosineDecay(config.finetune_learning_rate,
                                                           steps_per_epoch * config.finetune_epochs)
-        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=training_loss(config), metrics=["accuracy"])
+        model.compile(optimizer=make_optimizer(config, schedule), loss=training_loss(config), metrics=["accuracy"])
     rng = np.random.default_rng(config.seed + 1)
     first = config.total_epochs - config.finetune_epochs
     reporter.write(state="running", message="training (last stage: shoes shown as pairs)")
@@ -452,7 +472,7 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
     started, started_cpu = time.perf_counter(), time.process_time()
     if not config.init_from:
         with strategy.scope():
-            optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch * config.epochs))
+            optimizer = make_optimizer(config, learning_rate_schedule(config, steps_per_epoch * config.epochs))
             model.compile(optimizer=optimizer, loss=training_loss(config), metrics=["accuracy"])
         stopping = ([keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.early_stopping_patience,
                                                    restore_best_weights=True)]

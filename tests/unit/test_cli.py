@@ -92,3 +92,5 @@ def test_train_overrides_reach_the_config():
     args = build_parser().parse_args(["train", "--preset", "best", "--random-erasing", "0.25", "--epochs", "7"])
     config = train_config_from_args(args)
     assert (config.preset, config.random_erasing, config.epochs, config.augmentation) == ("best", 0.25, 7, True)
+    args = build_parser().parse_args(["train", "--optimizer", "sgd", "--weight-decay", "0.005"])
+    assert (train_config_from_args(args).optimizer, train_config_from_args(args).weight_decay) == ("sgd", 0.005)

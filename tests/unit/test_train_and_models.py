@@ -12,6 +12,7 @@ from fmnist_core.train import (
     TrainingCancelled,
     cpu_has_bfloat16,
     endless_batches,
+    make_optimizer,
     read_history,
     read_status,
     request_cancel,
@@ -51,7 +52,7 @@ def test_presets_are_valid_and_ordered_by_effort():
                                     {"random_erasing": 1.5}, {"augmentation": False, "random_erasing": 0.5},
                                     {"shoe_pairs": 2.0}, {"finetune_epochs": -1}, {"finetune_learning_rate": 9.0},
                                     {"shoe_pairs": 0.3, "finetune_epochs": 0}, {"label_smoothing": 0.7},
-                                    {"precision": "float8"}])
+                                    {"precision": "float8"}, {"optimizer": "lion"}, {"weight_decay": 0.5}])
 def test_out_of_bounds_configs_are_refused(change):
     with pytest.raises(ValueError, match="invalid training configuration"):
         TrainConfig().replace(**change).validate()
@@ -232,6 +233,42 @@ def test_label_smoothing_spreads_part_of_each_target_over_the_ten_classes():
     assert smoothed == pytest.approx(-(0.91 * np.log(0.82) + 9 * 0.01 * np.log(0.02)), rel=1e-4)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_weight_decay_shrinks_kernels_but_not_batch_norm_or_biases(optimizer):
+    import keras
+
+    model = build_model("fmnist-lite")
+    optimizer_instance = make_optimizer(TrainConfig(optimizer=optimizer, weight_decay=0.05), 0.1)
+    for variable in model.trainable_variables:  # biases and shifts start at zero, where decay would not show
+        variable.assign(np.ones(variable.shape))
+    # With zero gradients an optimizer step is the weight decay alone: each decayed variable shrinks by lr x wd.
+    optimizer_instance.apply([keras.ops.zeros_like(variable) for variable in model.trainable_variables],
+                             model.trainable_variables)
+    shrunk, kept = set(), set()
+    for variable in model.trainable_variables:
+        if np.allclose(np.array(variable), 1 - 0.1 * 0.05, rtol=1e-6):
+            shrunk.add(variable.name)
+        elif np.array_equal(np.array(variable), np.ones(variable.shape)):
+            kept.add(variable.name)
+    assert shrunk == {"kernel"}, "every conv and dense kernel decays"
+    assert kept >= {"gamma", "beta", "bias"}, "batch-norm scales, shifts and biases do not"
+
+
+def test_sgd_uses_nesterov_momentum_and_no_decay_unless_asked():
+    sgd = make_optimizer(TrainConfig(optimizer="sgd"), 0.1)
+    assert type(sgd).__name__ == "SGD" and sgd.nesterov and sgd.momentum == 0.9 and sgd.weight_decay is None
+    assert type(make_optimizer(TrainConfig(), 1e-3)).__name__ == "Adam"
+
+
+def test_an_sgd_run_with_weight_decay_trains_and_records_it(dataset, tmp_path):
+    config = TrainConfig(architecture="fmnist-lite", epochs=2, batch_size=64, subset=3000, test_subset=500,
+                         validation_split=0.0, optimizer="sgd", learning_rate=0.05, weight_decay=0.005)
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    meta = read_meta(status["model_id"], tmp_path / "models")
+    assert (meta["config"]["optimizer"], meta["config"]["weight_decay"]) == ("sgd", 0.005)
+    assert status["test_accuracy"] > 0.6, "SGD with Nesterov momentum learns in two short epochs"
+
+
 def test_a_label_smoothed_run_trains_and_records_it(dataset, tmp_path):
     config = TrainConfig(architecture="fmnist-lite", epochs=1, subset=512, test_subset=200, validation_split=0.1,
                          label_smoothing=0.1)
@@ -345,3 +382,26 @@ def test_training_builds_fused_batch_norm_and_saves_the_plain_layer(dataset, tmp
     saved = load_model(status["model_id"], tmp_path / "models")
     norms = [layer for layer in saved.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(norms) == 2 and all(type(layer) is keras.layers.BatchNormalization for layer in norms)
+
+
+def test_residual_net_blocks_add_their_input_to_what_they_compute(dataset):
+    """With a block's last batch norm set to output zero, the block passes its input through unchanged."""
+    import keras
+
+    from fmnist_core.data import to_model_input
+
+    model = build_model("fmnist-resnet")
+    assert model.count_params() < 1_000_000 and model.get_layer("last_conv").output.shape == (None, 7, 7, 128)
+    adds = [layer for layer in model.layers if isinstance(layer, keras.layers.Add)]
+    assert len(adds) == 4, "two blocks at 14x14, two at 7x7"
+    images = to_model_input(dataset.x_test[:8])
+    for add in adds:
+        computed, shortcut = add.input
+        last_norm = computed._keras_history.operation
+        if not isinstance(shortcut._keras_history.operation, keras.layers.ReLU):
+            continue  # a projected shortcut (the width changes): not the identity
+        last_norm.gamma.assign(np.zeros(last_norm.gamma.shape))
+        last_norm.beta.assign(np.zeros(last_norm.beta.shape))
+        block_input, block_output = keras.Model(model.inputs, [shortcut, model.get_layer(add.name).output])(images)
+        assert np.allclose(block_output, block_input, atol=1e-6)
+        assert float(np.abs(np.asarray(block_input)).sum()) > 0
