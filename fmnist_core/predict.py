@@ -219,41 +219,64 @@ def _averaged_in(score, images: np.ndarray, current: np.ndarray, counted: int, u
     return averaged
 
 
+def _folded_away_layer():
+    from keras import layers
+
+    class FoldedAway(layers.Layer):
+        """Where a folded batch norm was: passes its input on (and accepts the call arguments batch norm took)."""
+
+        def call(self, inputs, training=None, mask=None):
+            return inputs
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+    return FoldedAway
+
+
 def folded_batch_norm(model):
     """The same network with each bias-free Conv2D + BatchNormalization pair merged into one Conv2D.
 
     At inference batch norm is a fixed per-channel scale and shift, so it folds into the convolution's
-    kernel and bias: the same answers (to float rounding) 13 % faster on the shipped model here. Only
-    for plain chains of layers; anything else, or a fold whose answers differ, keeps the original model.
+    kernel and bias: the same answers (to float rounding) 13 % faster on the shipped model here. The graph
+    keeps its shape (residual shortcuts included): each folded batch norm becomes an identity. A batch
+    norm after anything but such a conv (a pooling, a conv whose output is also used elsewhere) stays;
+    a fold whose answers differ keeps the original model.
     """
     import keras
     from keras import layers
 
-    chain = model.layers[1:]
-    if not any(isinstance(layer, layers.BatchNormalization) for layer in chain):
+    def feeding_conv(norm):
+        source = norm.input._keras_history.operation
+        if isinstance(source, layers.Conv2D) and not source.use_bias and len(source._outbound_nodes) == 1:
+            return source
+        return None
+
+    norms = [layer for layer in model.layers if isinstance(layer, layers.BatchNormalization)]
+    pairs = {id(conv): norm for norm in norms if (conv := feeding_conv(norm)) is not None}
+    if not pairs:
         return model
-    # Rebuilt as a chain in layer order; a graph that is not one fails to rebuild or fails the check below.
+    folded_norms = {id(norm) for norm in pairs.values()}
+    folded_away = _folded_away_layer()
+
+    def clone(layer):
+        if id(layer) in folded_norms:
+            return folded_away(name=layer.name)
+        config = layer.get_config()
+        if id(layer) in pairs:
+            config["use_bias"] = True
+        return type(layer).from_config(config)
+
     try:
-        inputs = hidden = keras.Input(shape=model.input_shape[1:], name=model.layers[0].name)
-        index = 0
-        while index < len(chain):
-            layer = chain[index]
-            following = chain[index + 1] if index + 1 < len(chain) else None
-            if (isinstance(layer, layers.Conv2D) and not layer.use_bias
-                    and isinstance(following, layers.BatchNormalization)):
-                gamma, beta, mean, variance = following.get_weights()
-                scale = gamma / np.sqrt(variance + following.epsilon)
-                config = {**layer.get_config(), "use_bias": True}
-                merged = layers.Conv2D.from_config(config)
-                hidden = merged(hidden)
-                merged.set_weights([layer.get_weights()[0] * scale, beta - mean * scale])
-                index += 2
-                continue
-            copy = type(layer).from_config(layer.get_config())
-            hidden = copy(hidden)
-            copy.set_weights(layer.get_weights())
-            index += 1
-        folded = keras.Model(inputs, hidden, name=model.name)
+        folded = keras.models.clone_model(model, clone_function=clone)
+        for layer in model.layers:
+            if id(layer) in pairs:
+                norm = pairs[id(layer)]
+                gamma, beta, mean, variance = norm.get_weights()
+                scale = gamma / np.sqrt(variance + norm.epsilon)
+                folded.get_layer(layer.name).set_weights([layer.get_weights()[0] * scale, beta - mean * scale])
+            elif id(layer) not in folded_norms and layer.weights:
+                folded.get_layer(layer.name).set_weights(layer.get_weights())
         probe = np.random.default_rng(0).random((8, IMAGE_SIZE, IMAGE_SIZE, 1), np.float32)
         if np.allclose(np.asarray(folded(probe, training=False)), np.asarray(model(probe, training=False)),
                        atol=1e-4):
