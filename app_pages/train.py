@@ -6,12 +6,17 @@ import streamlit as st
 from fmnist_core import exports, jobs, photo, registry
 from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, OPTIMIZERS, PRESETS, TrainConfig, accuracy_warning
 from fmnist_core.models import ARCHITECTURES
-from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, read_history
+from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, cpu_has_bfloat16, read_history
 from ui.auth import admin_allowed
 from ui.common import activate_button
 
 ACTIVE_STATES = jobs.ACTIVE_STATES
 POLL_SECONDS = 1.0
+# Measured on a 2-core AMD EPYC with AVX2 only, beside the bfloat16 figures of the preset help (BENCHMARKS.md,
+# session 14): a user there should know before pressing Start that the default is a matter of an hour.
+FLOAT32_CPU_NOTE = ("This machine's CPU has no bfloat16 units, so training runs in float32 and takes longer: on a "
+                    "2-core CPU like this, quick about 1.5 minutes, standard about an hour, best about 2.5 hours. "
+                    "The time left is estimated once a job runs.")
 
 
 def format_seconds(seconds) -> str:
@@ -197,8 +202,9 @@ def training_form() -> TrainConfig | None:
     preset_name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("standard"), key="train_preset",
                                help="On a 2-core CPU with bfloat16 units (BENCHMARKS.md): quick, about "
                                     "92 % in under half a minute; standard (the default), about 94 % in 9 minutes; "
-                                    "best, the shipped model's recipe, about 25 minutes. CPUs without bfloat16 "
-                                    "take about 3 times as long.")
+                                    "best, the shipped model's recipe, about 25 minutes.")
+    if not cpu_has_bfloat16():
+        st.caption(FLOAT32_CPU_NOTE)
     base = PRESETS[preset_name]
     # Enter in a field must not start a job of minutes with the fields typed so far: only the button does.
     with st.form("train_form", enter_to_submit=False):

@@ -135,3 +135,18 @@ def test_a_broken_finished_model_is_called_broken(registry_dir):
     app = open_page("train")
     assert_clean(app)
     assert any("close to chance" in e.value for e in app.error)
+
+
+def test_a_cpu_without_bfloat16_is_told_how_long_training_takes(registry_dir, monkeypatch):
+    import fmnist_core.train
+
+    def told(app) -> bool:
+        return any("no bfloat16 units" in c.value and "about an hour" in c.value for c in app.caption)
+
+    monkeypatch.setattr(fmnist_core.train, "cpu_has_bfloat16", lambda: False)
+    app = open_page("train")
+    assert_clean(app)
+    assert told(app)
+    monkeypatch.setattr(fmnist_core.train, "cpu_has_bfloat16", lambda: True)
+    app.run()
+    assert not told(app)
