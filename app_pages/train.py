@@ -7,7 +7,7 @@ from fmnist_core import exports, jobs, photo, registry
 from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, OPTIMIZERS, PRESETS, TrainConfig, accuracy_warning
 from fmnist_core.models import ARCHITECTURES
 from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, cpu_has_bfloat16, read_history
-from ui.auth import admin_allowed
+from ui.auth import admin_allowed, admin_unlocked
 from ui.common import activate_button
 
 ACTIVE_STATES = jobs.ACTIVE_STATES
@@ -147,10 +147,34 @@ def show_job(status: dict) -> None:
                               icon=":material/download:", key="train_download_history")
     if state == "failed":
         st.error(f"Training failed: {status.get('error') or 'unknown reason'}")
+        offer_resume(status)
     elif state == "cancelled":
         st.warning("Training was cancelled; no model was saved.")
     elif state == "finished":
         show_comparison(status)
+
+
+def offer_resume(status: dict) -> None:
+    """For a run that died after finishing some epochs: what it kept, and a button to go on from there."""
+    checkpoint = jobs.resumable_checkpoint(status)
+    if checkpoint is None:
+        return
+    st.info(f"It had finished {checkpoint.epoch} of {status.get('epochs')} epochs "
+            f"({format_seconds(checkpoint.train_seconds)} of training) and kept a checkpoint of them: resuming goes "
+            "on from there with the same settings, and ends with the model an unbroken run would have made.",
+            icon=":material/save:")
+    if not admin_unlocked():
+        st.caption("Unlock training above to resume it.")
+        return
+    if st.button(f"Resume from epoch {checkpoint.epoch}", icon=":material/play_arrow:", key="train_resume"):
+        try:
+            jobs.resume(status["run_id"])
+            st.toast("Training resumed")
+            st.rerun()
+        except jobs.JobBusyError as error:
+            st.error(f"Not resumed: {error}.")
+        except (OSError, ValueError) as error:
+            st.error(f"Could not resume: {error}")
 
 
 def show_photo_job(status: dict) -> None:
@@ -267,7 +291,8 @@ def training_form() -> TrainConfig | None:
 
 st.title("Train a model")
 st.caption("Training runs as a background job on the server: you can switch pages, reload or close the tab, "
-           "and come back to watch it. One job runs at a time for everyone.")
+           "and come back to watch it. One job runs at a time for everyone. Each finished epoch is checkpointed: "
+           "a run whose process dies (server restart, out of memory) can be resumed from there.")
 
 running = jobs.running_job()
 if running is not None:

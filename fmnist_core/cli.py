@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-subset", type=int, help="evaluate on the first N test images only")
     train.add_argument("--run-dir", type=Path, help="where progress files go (default runs/<new id>)")
     train.add_argument("--config-json", help=argparse.SUPPRESS)  # used by the background job launcher
+    train.add_argument("--resume", metavar="RUN_ID",
+                       help="go on with a run whose process died, from its last epoch checkpoint, with its own "
+                            "configuration (the other training options are ignored)")
     train.add_argument("--activate", action="store_true", help="make the new model the active one")
     train.add_argument("--json", action="store_true", help="print the final metrics as JSON")
 
@@ -110,16 +113,31 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         precision=args.precision)
 
 
+def resumable_config(run_dir: Path) -> TrainConfig:
+    """The configuration a run to resume was started with, or ValueError when it has no checkpoint."""
+    from fmnist_core.checkpoints import read_checkpoint
+
+    checkpoint = read_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ValueError(f"run {run_dir.name} has no checkpoint to resume from (it finished, was cancelled, stopped "
+                         f"before its first epoch ended, or {run_dir} does not exist)")
+    return TrainConfig.from_dict(checkpoint.config).validate()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """Train in the foreground with a console progress bar."""
     from fmnist_core.data import load_dataset
     from fmnist_core.jobs import new_run_id
     from fmnist_core.train import train
 
-    config = train_config_from_args(args).validate()
-    run_dir = args.run_dir or runs_dir() / new_run_id()
+    if args.resume:
+        run_dir = args.run_dir or runs_dir() / args.resume
+        config = resumable_config(run_dir)
+    else:
+        config = train_config_from_args(args).validate()
+        run_dir = args.run_dir or runs_dir() / new_run_id()
     status = train(config, run_dir, dataset=load_dataset(args.data_dir), console=not args.json and sys.stdout.isatty(),
-                   activate=args.activate)
+                   activate=args.activate, resume=bool(args.resume))
     result = {"model_id": status["model_id"], "test_accuracy": status["test_accuracy"],
               "test_loss": status["test_loss"], "train_seconds": status["train_seconds"],
               "train_cpu_seconds": status["train_cpu_seconds"], "run_dir": str(run_dir),

@@ -2,7 +2,8 @@
 
 A start takes a short exclusive flock on runs/.start.lock, checks runs/current.json for a live job,
 spawns `python -m fmnist_core train --run-dir runs/<id>` in its own session and records its PID.
-A job whose PID is gone while its status says running is reported failed, and no longer blocks.
+A job whose PID is gone while its status says running is reported failed, and no longer blocks; if it
+had finished an epoch, `resume` starts it again in the same run directory from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fmnist_core.checkpoints import Checkpoint, read_checkpoint
 from fmnist_core.config import REPO_ROOT, TrainConfig, runs_dir
 from fmnist_core.fsutil import atomic_write_json, read_json
 from fmnist_core.train import STATUS_FILE, read_status, request_cancel
@@ -124,28 +126,51 @@ def start_photo(root: Path | None = None, activate: bool = False, extra_env: dic
     return _spawn(arguments, config.to_dict(), config.total_epochs, "photo", root, extra_env)
 
 
+def resumable_checkpoint(status: dict | None, root: Path | None = None) -> Checkpoint | None:
+    """The checkpoint a failed CNN run can go on from, or None (running, finished, cancelled, or none written)."""
+    if not status or status.get("kind", "cnn") != "cnn" or status.get("state") != "failed":
+        return None
+    return read_checkpoint(Path(root or runs_dir()) / status["run_id"])
+
+
+def resume(run_id: str, root: Path | None = None, activate: bool = False, extra_env: dict | None = None) -> str:
+    """Start a failed run again from its last checkpoint, in its own directory; raises JobBusyError or ValueError."""
+    root = Path(root or runs_dir())
+    checkpoint = resumable_checkpoint(job_status(run_id, root), root)
+    if checkpoint is None:
+        raise ValueError(f"run {run_id} cannot be resumed: only a run that failed after finishing an epoch can")
+    config = TrainConfig.from_dict(checkpoint.config)
+    arguments = ["train", "--resume", run_id] + (["--activate"] if activate else [])
+    return _spawn(arguments, config.to_dict(), config.total_epochs, "cnn", root, extra_env, run_id=run_id,
+                  first_epoch=checkpoint.epoch)
+
+
 def _spawn(arguments: list[str], config: dict, epochs: int, kind: str, root: Path | None,
-           extra_env: dict | None) -> str:
-    """Under the start lock: refuse when a job runs, else start `python -m fmnist_core ARGS --run-dir DIR`."""
+           extra_env: dict | None, run_id: str | None = None, first_epoch: int = 0) -> str:
+    """Under the start lock: refuse when a job runs, else start `python -m fmnist_core ARGS --run-dir DIR`.
+
+    With a run id, in that (existing) run's directory: a resumed run keeps its id, curves and log.
+    """
     root = Path(root or runs_dir())
     with _start_lock(root):
         busy = running_job(root)
         if busy:
             raise JobBusyError(busy["run_id"])
-        run_id = new_run_id()
+        run_id = run_id or new_run_id()
         run_dir = root / run_id
-        run_dir.mkdir(parents=True)
+        run_dir.mkdir(parents=True, exist_ok=first_epoch > 0)
         command = [sys.executable, "-m", "fmnist_core", *arguments, "--run-dir", str(run_dir)]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
                "TF_CPP_MIN_LOG_LEVEL": "2", **(extra_env or {})}
-        with open(run_dir / LOG_FILE, "w") as log:
+        with open(run_dir / LOG_FILE, "a" if first_epoch else "w") as log:
             process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        cwd=REPO_ROOT, env=env, start_new_session=True)
         # Written before the lock is released, so a second start in any process sees this job.
         atomic_write_json(run_dir / STATUS_FILE, {
             "run_id": run_id, "kind": kind, "state": "starting", "pid": process.pid, "config": config,
             "started_at": datetime.now(UTC).isoformat(), "message": "starting Python",
-            "epoch": 0, "epochs": epochs, "batch": 0, "batches_per_epoch": 0, "progress": 0.0,
+            "epoch": first_epoch, "epochs": epochs, "batch": 0, "batches_per_epoch": 0,
+            "progress": round(first_epoch / max(1, epochs), 4),
             "elapsed_s": 0.0, "eta_s": None, "model_id": None, "error": None})
         atomic_write_json(root / CURRENT_FILE, {"run_id": run_id, "pid": process.pid})
     return run_id

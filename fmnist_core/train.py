@@ -15,6 +15,15 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_core import registry
+from fmnist_core.checkpoints import (
+    FINETUNE_STAGE,
+    MAIN_STAGE,
+    Checkpoint,
+    read_checkpoint,
+    remove_checkpoints,
+    restore_checkpoint,
+    write_checkpoint,
+)
 from fmnist_core.config import TrainConfig
 from fmnist_core.data import NUM_CLASSES, Dataset, load_dataset, to_model_input, to_model_input_tensor
 from fmnist_core.fsutil import atomic_write_json, atomic_write_text, read_json
@@ -89,8 +98,16 @@ class RunReporter:
         atomic_write_json(self.run_dir / STATUS_FILE, self.status)
 
 
-def make_callbacks(reporter: RunReporter, steps_per_epoch: int):
-    """Keras callbacks: file progress (throttled), per-epoch history, cancel flag."""
+def rows_up_to(run_dir: Path, name: str, epochs: int) -> list[dict]:
+    """The rows of history.csv or batches.csv that belong to the first `epochs` epochs (a resumed run's past)."""
+    return [row for row in read_history(run_dir, name) if row.get("epoch") is not None and row["epoch"] <= epochs]
+
+
+def make_callbacks(reporter: RunReporter, steps_per_epoch: int, resumed_epochs: int = 0):
+    """Keras callbacks: file progress (throttled), per-epoch history, cancel flag.
+
+    A resumed run keeps the curves of the epochs it had done and times its remaining work by its own pace.
+    """
     import keras
 
     class FileProgress(keras.callbacks.Callback):
@@ -98,8 +115,10 @@ def make_callbacks(reporter: RunReporter, steps_per_epoch: int):
 
         def __init__(self):
             super().__init__()
-            self.history_rows: list[dict] = []
-            self.batch_rows: list[dict] = []
+            self.history_rows = rows_up_to(reporter.run_dir, HISTORY_FILE, resumed_epochs)
+            self.batch_rows = rows_up_to(reporter.run_dir, BATCHES_FILE, resumed_epochs)
+            self.steps_before = resumed_epochs * steps_per_epoch
+            self.seconds_before = (self.history_rows[-1].get("elapsed_s") or 0.0) if self.history_rows else 0.0
             self.last_write = 0.0
             self.epoch = 0
             self.total_steps = max(1, steps_per_epoch * reporter.status["epochs"])
@@ -119,7 +138,7 @@ def make_callbacks(reporter: RunReporter, steps_per_epoch: int):
             if now - self.last_write >= 0.5:
                 self.last_write = now
                 elapsed = now - self.train_started
-                eta = elapsed / done * (self.total_steps - done)
+                eta = elapsed / max(1, done - self.steps_before) * (self.total_steps - done)
                 atomic_write_text(reporter.run_dir / BATCHES_FILE,
                                   csv_text(("step", "epoch", "loss", "accuracy"), self.batch_rows))
                 reporter.write(state="running", epoch=self.epoch + 1, batch=batch + 1,
@@ -129,7 +148,7 @@ def make_callbacks(reporter: RunReporter, steps_per_epoch: int):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             learning_rate = self.model.optimizer.learning_rate
-            row = {"epoch": epoch + 1, "elapsed_s": round(time.time() - self.train_started, 2),
+            row = {"epoch": epoch + 1, "elapsed_s": round(self.seconds_before + time.time() - self.train_started, 2),
                    "learning_rate": float(np.asarray(learning_rate))}
             row.update({key: float(logs[key]) for key in HISTORY_COLUMNS if key in logs})
             self.history_rows.append(row)
@@ -147,6 +166,26 @@ def make_callbacks(reporter: RunReporter, steps_per_epoch: int):
 
     progress, cancel = FileProgress(), CancelOnRequest()
     return [progress, cancel], cancel
+
+
+def checkpoint_callback(reporter: RunReporter, config: TrainConfig, cancel, clock):
+    """A Keras callback that writes a checkpoint after every complete epoch (not after a cancelled one).
+
+    `clock()` gives the training wall and CPU seconds spent so far, earlier processes of the run included.
+    """
+    import keras
+
+    main_epochs = config.total_epochs - config.finetune_epochs
+
+    class EpochCheckpoint(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if cancel.cancelled:  # a cancelled epoch ended early: it is not a point to resume from
+                return
+            seconds, cpu_seconds = clock()
+            write_checkpoint(self.model, reporter.run_dir, epoch + 1, MAIN_STAGE if epoch < main_epochs else
+                             FINETUNE_STAGE, seconds, cpu_seconds, config.to_dict())
+
+    return EpochCheckpoint()
 
 
 def pick_strategy():
@@ -322,7 +361,8 @@ def batch_count(images: int, batch_size: int) -> int:
     return -(-images // batch_size)
 
 
-def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None):
+def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None,
+                    first_pass: int = 0):
     """uint8 images and labels as an endless tf.data stream of model-input batches, reshuffled each pass if seeded.
 
     Endless, with fit told the steps per epoch, so that Keras keeps one iterator for the whole fit: with
@@ -330,6 +370,7 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
     boundary (BENCHMARKS.md). Each pass draws a permutation of the indices (from the seed and the pass
     number) and gathers whole batches from it: tf.data's own shuffle moved the images one at a time and
     took 15 % of the CPU of a training step. Scaling per batch spares a 188 MB float copy of the images.
+    A resumed run starts at the pass (epoch) where it stopped, so it sees the same order as one that never did.
     """
     import tensorflow as tf
 
@@ -349,7 +390,7 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
     def gathered(indices):
         return to_model_input_tensor(tf.gather(all_images, indices)), tf.gather(all_labels, indices)
 
-    data = tf.data.Dataset.range(2**62).flat_map(one_pass).map(gathered).prefetch(2)
+    data = tf.data.Dataset.range(first_pass, 2**62).flat_map(one_pass).map(gathered).prefetch(2)
     # Without tf.data's autotuning thread: tearing down an iterator waits for it, and here that wait
     # took from seconds to half a minute of idle cores at the end of a fit (BENCHMARKS.md).
     options = tf.data.Options()
@@ -364,10 +405,10 @@ def fit_split(n_images: int, config: TrainConfig) -> tuple[int, int, int]:
     return n_fit, n_val, batch_count(n_fit, config.batch_size)
 
 
-def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int) -> dict:
+def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int, first_pass: int = 0) -> dict:
     """fit's data arguments: the training stream and, when the config holds out a share, the validation one."""
     n_fit, n_val, steps_per_epoch = fit_split(len(images), config)
-    arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], config.batch_size, seed),
+    arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], config.batch_size, seed, first_pass),
                  "steps_per_epoch": steps_per_epoch,
                  "shuffle": False}  # the stream shuffles itself (Keras would only warn that it cannot)
     if n_val:  # the tail, as Keras's validation_split would take it
@@ -401,8 +442,11 @@ def start_from(model, config: TrainConfig, models_root: Path | None) -> None:
 
 
 def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, cancel, console, reporter,
-             steps_per_epoch: int) -> None:
-    """The last stage: cosine decay from the fine-tune rate, each epoch with freshly paired shoe images."""
+             steps_per_epoch: int, checkpoint: Checkpoint | None = None) -> None:
+    """The last stage: cosine decay from the fine-tune rate, each epoch with freshly paired shoe images.
+
+    From a checkpoint written in this stage it goes on with that epoch's weights and optimizer state.
+    """
     import keras
 
     from fmnist_core.augment import with_shoe_pairs
@@ -411,13 +455,18 @@ def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, 
         schedule = keras.optimizers.schedules.CosineDecay(config.finetune_learning_rate,
                                                           steps_per_epoch * config.finetune_epochs)
         model.compile(optimizer=make_optimizer(config, schedule), loss=training_loss(config), metrics=["accuracy"])
+        if checkpoint and checkpoint.stage == FINETUNE_STAGE:
+            restore_checkpoint(model, checkpoint)
     rng = np.random.default_rng(config.seed + 1)
     first = config.total_epochs - config.finetune_epochs
+    done = checkpoint.epoch if checkpoint else 0
     reporter.write(state="running", message="training (last stage: shoes shown as pairs)")
     for epoch in range(first, config.total_epochs):
         # The previous fit's input pipeline sits in reference cycles until collected: free it before the next.
         gc.collect()
         images = with_shoe_pairs(x_train, y_train, config.shoe_pairs, rng) if config.shoe_pairs else x_train
+        if epoch < done:  # done before the restart: drawn only to keep the pairing generator in step
+            continue
         model.fit(initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=1 if console else 0,
                   **fit_arguments(images, y_train, config, seed=config.seed + epoch))
         del images
@@ -426,21 +475,42 @@ def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, 
 
 
 def train(config: TrainConfig, run_dir: Path, dataset: Dataset | None = None, console: bool = False,
-          activate: bool = False, models_root: Path | None = None) -> dict:
-    """Train, evaluate on the test set, register the model; returns the final status dict."""
+          activate: bool = False, models_root: Path | None = None, resume: bool = False) -> dict:
+    """Train, evaluate on the test set, register the model; returns the final status dict.
+
+    With resume, go on from the run directory's last checkpoint (its config must be this one).
+    """
     config.validate()
+    checkpoint = resumable_checkpoint(run_dir, config) if resume else None
     reporter = RunReporter(run_dir, config)
+    if checkpoint:
+        reporter.write(epoch=checkpoint.epoch, resumed_from_epoch=checkpoint.epoch,
+                       message=f"resuming after epoch {checkpoint.epoch}")
     try:
-        return _train(config, reporter, dataset, console, activate, models_root)
+        status = _train(config, reporter, dataset, console, activate, models_root, checkpoint)
     except TrainingCancelled:
+        remove_checkpoints(run_dir)
         reporter.write(state="cancelled", message="cancelled by the user; nothing was saved")
         raise
     except Exception as error:
         reporter.write(state="failed", message="failed", error=f"{type(error).__name__}: {error}")
         raise
+    remove_checkpoints(run_dir)
+    return status
 
 
-def _train(config, reporter, dataset, console, activate, models_root) -> dict:
+def resumable_checkpoint(run_dir: Path, config: TrainConfig) -> Checkpoint:
+    """The run's last checkpoint, or ValueError saying why the run cannot be resumed."""
+    checkpoint = read_checkpoint(run_dir)
+    if checkpoint is None:
+        raise ValueError(f"run {Path(run_dir).name} has no checkpoint to resume from (it finished, was cancelled, "
+                         "or stopped before its first epoch ended)")
+    if TrainConfig.from_dict(checkpoint.config) != config:
+        raise ValueError(f"run {Path(run_dir).name} was trained with another configuration; resume it with its own")
+    return checkpoint
+
+
+def _train(config, reporter, dataset, console, activate, models_root, checkpoint: Checkpoint | None = None) -> dict:
     import keras
 
     from fmnist_core.evaluate import evaluate_probabilities
@@ -468,24 +538,37 @@ def _train(config, reporter, dataset, console, activate, models_root) -> dict:
         set_batch_norm_momentum(model, run_length_momentum(steps_per_epoch))
         if config.init_from:
             start_from(model, config, models_root)
-    callbacks, cancel = make_callbacks(reporter, steps_per_epoch)
+    done = checkpoint.epoch if checkpoint else 0
+    callbacks, cancel = make_callbacks(reporter, steps_per_epoch, resumed_epochs=done)
     started, started_cpu = time.perf_counter(), time.process_time()
-    if not config.init_from:
+    seconds_before, cpu_seconds_before = (checkpoint.train_seconds, checkpoint.train_cpu_seconds) if checkpoint else (0, 0)
+
+    def clock() -> tuple[float, float]:
+        # Processor time of the whole process (all its threads): on a shared 2-core machine the wall time of
+        # the same run varies by 2x while this stays within a few per cent (BENCHMARKS.md).
+        return (seconds_before + time.perf_counter() - started, cpu_seconds_before + time.process_time() - started_cpu)
+
+    callbacks.append(checkpoint_callback(reporter, config, cancel, clock))
+    main_stage_left = not config.init_from and (checkpoint is None or checkpoint.stage == MAIN_STAGE)
+    if main_stage_left:
         with strategy.scope():
             optimizer = make_optimizer(config, learning_rate_schedule(config, steps_per_epoch * config.epochs))
             model.compile(optimizer=optimizer, loss=training_loss(config), metrics=["accuracy"])
+            if checkpoint:
+                restore_checkpoint(model, checkpoint)
+        # A resumed run's stopping callback starts afresh: its patience counts from the restart.
         stopping = ([keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=config.early_stopping_patience,
                                                    restore_best_weights=True)]
                     if config.early_stopping_patience and n_val else [])
         reporter.write(state="running", message="training", batches_per_epoch=steps_per_epoch)
-        model.fit(epochs=config.epochs, callbacks=callbacks + stopping, verbose=1 if console else 0,
-                  **fit_arguments(x_train, y_train, config, seed=config.seed))
+        if done < config.epochs:
+            model.fit(initial_epoch=done, epochs=config.epochs, callbacks=callbacks + stopping,
+                      verbose=1 if console else 0, **fit_arguments(x_train, y_train, config, seed=config.seed,
+                                                                   first_pass=done))
     if config.finetune_epochs and not cancel.cancelled:
-        finetune(model, config, strategy, x_train, y_train, callbacks, cancel, console, reporter, steps_per_epoch)
-    train_seconds = time.perf_counter() - started
-    # Processor time of the whole process (all its threads): on a shared 2-core machine the wall time of the
-    # same run varies by 2x while this stays within a few per cent (BENCHMARKS.md).
-    train_cpu_seconds = time.process_time() - started_cpu
+        finetune(model, config, strategy, x_train, y_train, callbacks, cancel, console, reporter, steps_per_epoch,
+                 checkpoint)
+    train_seconds, train_cpu_seconds = clock()
     if cancel.cancelled:
         raise TrainingCancelled("cancelled by the user")
 

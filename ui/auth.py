@@ -19,11 +19,16 @@ def current_policy() -> AdminPolicy:
     return admin_policy(secret)
 
 
+def admin_unlocked() -> bool:
+    """True when this session may perform admin actions already (open deployment or unlocked), drawing nothing."""
+    return current_policy().mode == "open" or bool(st.session_state.get(SESSION_FLAG))
+
+
 def admin_allowed(action: str, key: str) -> bool:
     """True when this session may perform the action; otherwise shows why or a password box."""
-    policy = current_policy()
-    if policy.mode == "open" or st.session_state.get(SESSION_FLAG):
+    if admin_unlocked():
         return True
+    policy = current_policy()
     if policy.mode == "disabled":
         st.info(f"{action} is turned off in this deployment (FMNIST_DISABLE_ADMIN).")
         return False

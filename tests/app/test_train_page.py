@@ -150,3 +150,28 @@ def test_a_cpu_without_bfloat16_is_told_how_long_training_takes(registry_dir, mo
     monkeypatch.setattr(fmnist_core.train, "cpu_has_bfloat16", lambda: True)
     app.run()
     assert not told(app)
+
+
+def test_a_run_that_died_after_an_epoch_is_offered_and_resumed(registry_dir):
+    import os
+    import signal
+
+    from fmnist_core.checkpoints import read_checkpoint
+
+    run_id = jobs.start(TrainConfig(architecture="seed-basic", epochs=5, subset=4096, batch_size=32,
+                                    augmentation=False, validation_split=0.0, test_subset=500))
+    wait_for(lambda: read_checkpoint(jobs.runs_dir() / run_id), timeout=180, poll=0.2)
+    os.kill(jobs.job_status(run_id)["pid"], signal.SIGKILL)
+    wait_for(lambda: (jobs.job_status(run_id) or {}).get("state") == "failed", timeout=30)
+    done = read_checkpoint(jobs.runs_dir() / run_id).epoch
+
+    app = open_page("train")
+    assert_clean(app)
+    assert any(f"finished {done} of 5 epochs" in i.value for i in app.info)
+    app.button(key="train_resume").click().run()
+    assert_clean(app)
+    status = jobs.wait(run_id, timeout=240)
+    assert status["state"] == "finished" and status["resumed_from_epoch"] == done
+    assert status["model_id"] in {info.model_id for info in registry.list_models()}
+    app.run()
+    assert not [b for b in app.button if b.key == "train_resume"], "a finished run offers no resume"

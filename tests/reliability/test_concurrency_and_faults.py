@@ -9,6 +9,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from fmnist_core import jobs, registry
 from fmnist_core.config import TrainConfig
 from fmnist_core.predict import Classifier
@@ -122,3 +124,32 @@ def test_app_restart_sees_a_job_that_kept_running(registry_dir):
     finally:
         jobs.cancel(run_id)
         jobs.wait(run_id, timeout=120)
+
+
+def test_a_killed_job_is_resumed_from_its_last_checkpoint_in_the_same_run(registry_dir):
+    from fmnist_core.checkpoints import read_checkpoint
+    from fmnist_core.config import runs_dir
+    from fmnist_core.train import read_history
+
+    config = TrainConfig(architecture="seed-basic", epochs=6, subset=4096, batch_size=32, augmentation=False,
+                         validation_split=0.0, test_subset=500)
+    run_id = jobs.start(config)
+    run_dir = runs_dir() / run_id
+    deadline = time.time() + 180
+    while read_checkpoint(run_dir) is None:
+        assert time.time() < deadline and jobs.running_job(), "the job never finished an epoch"
+        time.sleep(0.2)
+    os.kill(jobs.job_status(run_id)["pid"], signal.SIGKILL)
+    time.sleep(0.5)
+    status = jobs.job_status(run_id)
+    checkpoint = jobs.resumable_checkpoint(status)
+    assert status["state"] == "failed" and checkpoint is not None and 1 <= checkpoint.epoch < 6
+
+    assert jobs.resume(run_id) == run_id, "a resumed run keeps its id"
+    final = jobs.wait(run_id, timeout=240)
+    assert final["state"] == "finished" and final["resumed_from_epoch"] == checkpoint.epoch
+    assert [row["epoch"] for row in read_history(run_dir)] == [1, 2, 3, 4, 5, 6]
+    assert final["model_id"] in {info.model_id for info in registry.list_models()}
+    assert jobs.resumable_checkpoint(jobs.job_status(run_id)) is None
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        jobs.resume(run_id)
