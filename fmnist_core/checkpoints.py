@@ -11,7 +11,7 @@ complete checkpoint in force. A finished or cancelled run removes its checkpoint
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from fmnist_core.fsutil import atomic_write_json, read_json
 CHECKPOINT_FILE = "checkpoint.json"
 WEIGHTS_PATTERN = "checkpoint-epoch-*.weights.h5"
 MAIN_STAGE, FINETUNE_STAGE = "main", "finetune"
+UNRECORDED_PRECISION = "unrecorded"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,8 @@ class Checkpoint:
     train_cpu_seconds: float
     config: dict
     seed_states: list[list[int]]  # in the model's variable order (names depend on what else the process built)
+    # How many of the epochs were trained in each precision: a run may go on on another kind of CPU.
+    epochs_by_precision: dict[str, int] = field(default_factory=dict)
 
     @property
     def weights_path(self) -> Path:
@@ -50,7 +53,10 @@ def read_checkpoint(run_dir: Path) -> Checkpoint | None:
         checkpoint = Checkpoint(run_dir=run_dir, epoch=int(data["epoch"]), stage=str(data["stage"]),
                                 weights_file=str(data["weights_file"]), train_seconds=float(data["train_seconds"]),
                                 train_cpu_seconds=float(data["train_cpu_seconds"]), config=dict(data["config"]),
-                                seed_states=[list(state) for state in data.get("seed_states", [])])
+                                seed_states=[list(state) for state in data.get("seed_states", [])],
+                                # Checkpoints from before this field existed say nothing of their precision.
+                                epochs_by_precision={str(k): int(v) for k, v in data.get(
+                                    "epochs_by_precision", {UNRECORDED_PRECISION: data["epoch"]}).items()})
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return checkpoint if checkpoint.weights_path.is_file() else None
@@ -67,7 +73,7 @@ def seed_generator_states(model) -> list[list[int]]:
 
 
 def write_checkpoint(model, run_dir: Path, epoch: int, stage: str, train_seconds: float, train_cpu_seconds: float,
-                     config: dict) -> Checkpoint:
+                     config: dict, epochs_by_precision: dict[str, int] | None = None) -> Checkpoint:
     """Save weights and optimizer state after `epoch` epochs, then point checkpoint.json at them."""
     run_dir = Path(run_dir)
     weights_file = f"checkpoint-epoch-{epoch:04d}.weights.h5"
@@ -76,10 +82,12 @@ def write_checkpoint(model, run_dir: Path, epoch: int, stage: str, train_seconds
     os.replace(partial, run_dir / weights_file)
     checkpoint = Checkpoint(run_dir=run_dir, epoch=epoch, stage=stage, weights_file=weights_file,
                             train_seconds=round(train_seconds, 2), train_cpu_seconds=round(train_cpu_seconds, 2),
-                            config=config, seed_states=seed_generator_states(model))
+                            config=config, seed_states=seed_generator_states(model),
+                            epochs_by_precision=dict(epochs_by_precision or {}))
     atomic_write_json(run_dir / CHECKPOINT_FILE, {
         "epoch": epoch, "stage": stage, "weights_file": weights_file, "train_seconds": checkpoint.train_seconds,
-        "train_cpu_seconds": checkpoint.train_cpu_seconds, "config": config, "seed_states": checkpoint.seed_states})
+        "train_cpu_seconds": checkpoint.train_cpu_seconds, "config": config, "seed_states": checkpoint.seed_states,
+        "epochs_by_precision": checkpoint.epochs_by_precision})
     for older in run_dir.glob(WEIGHTS_PATTERN):
         if older.name != weights_file:
             older.unlink(missing_ok=True)
@@ -104,3 +112,11 @@ def remove_checkpoints(run_dir: Path) -> None:
     (run_dir / CHECKPOINT_FILE).unlink(missing_ok=True)
     for path in [*run_dir.glob(WEIGHTS_PATTERN), *run_dir.glob(f".partial-{WEIGHTS_PATTERN}")]:
         path.unlink(missing_ok=True)
+
+
+def add_epochs(epochs_by_precision: dict[str, int], precision: str, epochs: int) -> dict[str, int]:
+    """A copy of a per-precision epoch count with `epochs` more trained in `precision`."""
+    counts = dict(epochs_by_precision)
+    if epochs > 0:
+        counts[precision] = counts.get(precision, 0) + epochs
+    return counts

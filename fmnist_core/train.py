@@ -19,6 +19,7 @@ from fmnist_core.checkpoints import (
     FINETUNE_STAGE,
     MAIN_STAGE,
     Checkpoint,
+    add_epochs,
     read_checkpoint,
     remove_checkpoints,
     restore_checkpoint,
@@ -168,10 +169,12 @@ def make_callbacks(reporter: RunReporter, steps_per_epoch: int, resumed_epochs: 
     return [progress, cancel], cancel
 
 
-def checkpoint_callback(reporter: RunReporter, config: TrainConfig, cancel, clock):
+def checkpoint_callback(reporter: RunReporter, config: TrainConfig, cancel, clock, precision: str,
+                        resumed_from: Checkpoint | None = None):
     """A Keras callback that writes a checkpoint after every complete epoch (not after a cancelled one).
 
-    `clock()` gives the training wall and CPU seconds spent so far, earlier processes of the run included.
+    `clock()` gives the training wall and CPU seconds spent so far, earlier processes of the run included;
+    `precision` is this process's, added to what the checkpoint it resumed from counted per precision.
     """
     import keras
 
@@ -183,9 +186,16 @@ def checkpoint_callback(reporter: RunReporter, config: TrainConfig, cancel, cloc
                 return
             seconds, cpu_seconds = clock()
             write_checkpoint(self.model, reporter.run_dir, epoch + 1, MAIN_STAGE if epoch < main_epochs else
-                             FINETUNE_STAGE, seconds, cpu_seconds, config.to_dict())
+                             FINETUNE_STAGE, seconds, cpu_seconds, config.to_dict(),
+                             epochs_by_precision(resumed_from, precision, epoch + 1))
 
     return EpochCheckpoint()
+
+
+def epochs_by_precision(resumed_from: Checkpoint | None, precision: str, epochs_done: int) -> dict[str, int]:
+    """How many of a run's first `epochs_done` epochs were trained in each precision (this process's last)."""
+    before = resumed_from.epochs_by_precision if resumed_from else {}
+    return add_epochs(before, precision, epochs_done - (resumed_from.epoch if resumed_from else 0))
 
 
 def pick_strategy():
@@ -548,7 +558,7 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
         # the same run varies by 2x while this stays within a few per cent (BENCHMARKS.md).
         return (seconds_before + time.perf_counter() - started, cpu_seconds_before + time.process_time() - started_cpu)
 
-    callbacks.append(checkpoint_callback(reporter, config, cancel, clock))
+    callbacks.append(checkpoint_callback(reporter, config, cancel, clock, precision, checkpoint))
     main_stage_left = not config.init_from and (checkpoint is None or checkpoint.stage == MAIN_STAGE)
     if main_stage_left:
         with strategy.scope():
@@ -607,6 +617,8 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
                     "train_images": int(len(x_train)), "test_images": int(len(x_test))},
         "versions": library_versions(),
         "precision": precision,
+        "epochs_by_precision": epochs_by_precision(checkpoint, precision, len(history)),
+        "resumed_from_epoch": checkpoint.epoch if checkpoint else None,
         "strategy": type(strategy).__name__, "replicas": int(strategy.num_replicas_in_sync),
         "created_at": datetime.now(UTC).isoformat(),
         "run_id": reporter.run_dir.name,

@@ -104,3 +104,39 @@ def test_the_cli_resumes_a_run_and_refuses_one_without_a_checkpoint(dataset, tmp
     refused = run_cli("train", "--resume", "no-such-run", env_root=tmp_path / "models")
     assert refused.returncode == 1 and "no checkpoint to resume from" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_run_checkpointed_in_float32_goes_on_in_bfloat16_on_a_cpu_that_has_it(dataset, tmp_path, monkeypatch):
+    # A long run started on an AVX2-only CPU (float32) may be resumed on one with bfloat16 units, where "auto"
+    # trains in bfloat16: the weights and optimizer state are float32 either way, so the checkpoint must load.
+    config = TrainConfig(architecture="fmnist-small", epochs=2, batch_size=128, subset=1024, test_subset=500,
+                         validation_split=0.0)
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    crash_after_epoch(monkeypatch, 1)
+    with pytest.raises(Crash):
+        train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    monkeypatch.undo()
+
+    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: True)
+    resumed = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models", resume=True)
+    assert resumed["state"] == "finished" and resumed["resumed_from_epoch"] == 1
+    meta = registry.read_meta(resumed["model_id"], tmp_path / "models")
+    assert meta["precision"] == "mixed_bfloat16" and meta["resumed_from_epoch"] == 1
+    assert meta["epochs_by_precision"] == {"float32": 1, "mixed_bfloat16": 1}
+    assert resumed["test_accuracy"] > 0.6, "the resumed run kept what the first epoch learned"
+
+
+def test_a_checkpoint_from_before_precisions_were_counted_still_resumes(dataset, tmp_path, monkeypatch):
+    config = TrainConfig(architecture="fmnist-lite", epochs=2, subset=512, test_subset=100, validation_split=0.0)
+    crash_after_epoch(monkeypatch, 1)
+    with pytest.raises(Crash):
+        train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    monkeypatch.undo()
+    path = tmp_path / "run" / CHECKPOINT_FILE
+    older = json.loads(path.read_text())
+    assert older.pop("epochs_by_precision") == {training.resolve_precision("auto"): 1}
+    path.write_text(json.dumps(older))
+
+    resumed = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models", resume=True)
+    meta = registry.read_meta(resumed["model_id"], tmp_path / "models")
+    assert meta["epochs_by_precision"] == {"unrecorded": 1, training.resolve_precision("auto"): 1}
