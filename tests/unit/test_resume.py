@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -140,3 +144,36 @@ def test_a_checkpoint_from_before_precisions_were_counted_still_resumes(dataset,
     resumed = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models", resume=True)
     meta = registry.read_meta(resumed["model_id"], tmp_path / "models")
     assert meta["epochs_by_precision"] == {"unrecorded": 1, training.resolve_precision("auto"): 1}
+
+
+def test_the_best_trial_script_carries_a_run_through_a_snapshot_and_finishes_it(dataset, tmp_path, monkeypatch):
+    # The long trial outlives a working session as a checkpoint kept in git: snapshot, then resume elsewhere.
+    from tests.unit.test_cli import REPO_ROOT
+
+    config = TrainConfig(architecture="fmnist-lite", epochs=2, subset=512, test_subset=100, validation_split=0.0)
+    crash_after_epoch(monkeypatch, 1)
+    with pytest.raises(Crash):
+        train(config, tmp_path / "here" / "trial", dataset=dataset, models_root=tmp_path / "models")
+    monkeypatch.undo()
+
+    def script(command: str, run_dir) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PYTHON": sys.executable, "FMNIST_MODELS_DIR": str(tmp_path / "models"),
+               "BEST_TRIAL_RUN_DIR": str(run_dir), "BEST_TRIAL_SNAPSHOT": str(tmp_path / "snapshot")}
+        return subprocess.run(["bash", "scripts/best_trial.sh", command], cwd=REPO_ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    snapshot = script("snapshot", tmp_path / "here" / "trial")
+    assert snapshot.returncode == 0, snapshot.stderr
+    assert sorted(path.name for path in (tmp_path / "snapshot").iterdir()) == [
+        "batches.csv", "checkpoint-epoch-0001.weights.h5", CHECKPOINT_FILE, "history.csv"]
+
+    elsewhere = tmp_path / "elsewhere" / "trial"  # a fresh clone: only the snapshot is there
+    assert script("resume", elsewhere).returncode == 0
+    deadline = time.monotonic() + 240
+    while (read_status(elsewhere) or {}).get("state") not in ("finished", "failed") and time.monotonic() < deadline:
+        time.sleep(1)
+    status = read_status(elsewhere)
+    assert status["state"] == "finished", (elsewhere.parent / "trial.log").read_text()[-2000:]
+    assert status["resumed_from_epoch"] == 1 and registry.read_meta(status["model_id"], tmp_path / "models")
+    assert "2 epochs done" in script("status", elsewhere).stdout
+    assert script("snapshot", elsewhere).returncode == 1, "a finished run has no checkpoint to carry"
