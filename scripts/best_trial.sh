@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The 90-epoch residual `best` trial takes about 3.7 hours on a 2-core AVX2 CPU, longer than one working
-# session, so it is carried between sessions as an epoch checkpoint kept in git (bench/results/best-trial/):
+# The 90-epoch residual `best` trial took 3.95 hours on a 2-core AVX2 CPU, longer than one working session,
+# so it was carried between sessions as an epoch checkpoint kept in git (bench/results/best-trial/). It ended
+# at 94.43 % and was not shipped; that folder now holds its final metadata and curve (BENCHMARKS.md).
+# A later trial is carried the same way:
 #   scripts/best_trial.sh start              start it afresh in runs/best-trial (in the background)
 #   scripts/best_trial.sh snapshot           copy its last checkpoint and curves into bench/results/best-trial/
 #   scripts/best_trial.sh resume             go on from bench/results/best-trial/ (or runs/best-trial) in the background
