@@ -273,6 +273,11 @@ def training_form() -> TrainConfig | None:
                                            key=f"decay_{preset_name}",
                                            help="Each step shrinks the weights by learning rate x this, which "
                                                 "keeps them small and the net from memorising (0 = off).")
+        averaging = right.number_input("Weight averaging (momentum)", 0.0, 0.9999, base.weight_averaging, 0.001,
+                                       format="%.4f", key=f"averaging_{preset_name}",
+                                       help="End the main stage with a moving average of its weights, which "
+                                            "smooths out the last steps' noise; 0.999 averages about the last "
+                                            "1,000 steps (kept to the last quarter of a short run). 0 = off.")
         submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", key="train_start")
     if not submitted:
         return None
@@ -283,6 +288,7 @@ def training_form() -> TrainConfig | None:
                             random_erasing=float(erasing), finetune_epochs=int(finetune_epochs),
                             shoe_pairs=float(shoe_pairs), label_smoothing=float(label_smoothing),
                             optimizer=str(optimizer), weight_decay=float(weight_decay),
+                            weight_averaging=float(averaging),
                             subset=int(subset) if subset and subset >= 32 else None).validate()
     except ValueError as error:
         st.error(str(error))

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=OPTIMIZERS, help="adam, or sgd (Nesterov momentum 0.9)")
     train.add_argument("--weight-decay", type=float,
                        help="decoupled weight decay: each step shrinks the kernels by learning rate x this (0-0.1)")
+    train.add_argument("--weight-averaging", type=float, metavar="MOMENTUM",
+                       help="end the main stage with a moving average of its weights, this its momentum per step "
+                            "(e.g. 0.999; 0 = off)")
     train.add_argument("--finetune-epochs", type=int, help="epochs of the last, low-rate stage (0 = none)")
     train.add_argument("--finetune-learning-rate", type=float, help="the last stage's starting learning rate")
     train.add_argument("--shoe-pairs", type=float, help="in the last stage, the share of shoes shown as pairs (0-1)")
@@ -110,7 +113,7 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
         test_subset=args.test_subset, finetune_epochs=args.finetune_epochs,
         finetune_learning_rate=args.finetune_learning_rate, shoe_pairs=args.shoe_pairs, init_from=args.init_from,
         label_smoothing=args.label_smoothing, optimizer=args.optimizer, weight_decay=args.weight_decay,
-        precision=args.precision)
+        weight_averaging=args.weight_averaging, precision=args.precision)
 
 
 def resumable_config(run_dir: Path) -> TrainConfig:

@@ -21,6 +21,7 @@ FIELD_RANGES = {
     "validation_split": VALIDATION_SPLIT_RANGE, "random_erasing": (0, 1), "finetune_epochs": (0, MAX_EPOCHS),
     "finetune_learning_rate": LEARNING_RATE_RANGE, "shoe_pairs": (0, 1), "early_stopping_patience": (0, MAX_PATIENCE),
     "subset": (32, 60000), "test_subset": (10, 10000), "label_smoothing": (0, 0.5), "weight_decay": (0, 0.1),
+    "weight_averaging": (0, 0.9999),
 }
 # The optimizers a run can use: Adam; SGD with Nesterov momentum 0.9, the usual choice for residual networks
 # on small images; each with the decoupled weight decay of `weight_decay` (Loshchilov & Hutter 2019).
@@ -88,6 +89,9 @@ class TrainConfig:
     # Each step shrinks the weights (not batch-norm scales and shifts, not biases) by learning rate x this;
     # 0 = none. With SGD's momentum 0.9 a value of 5e-3 matches the common "L2 5e-4".
     weight_decay: float = 0.0
+    # The main stage ends with an exponential moving average of its weights instead of its last weights, this
+    # the momentum per step (Polyak averaging; batch-norm statistics are re-estimated after); 0 = off.
+    weight_averaging: float = 0.0
     # A last stage at a low learning rate in which some shoe images are shown as pairs, as phone photos of
     # shoes mostly are (fmnist_core.augment); 0 epochs = none.
     finetune_epochs: int = 0

@@ -264,15 +264,21 @@ SGD_MOMENTUM = 0.9
 NOT_DECAYED = ("gamma", "beta", "bias")
 
 
-def make_optimizer(config: TrainConfig, learning_rate):
-    """The configured optimizer (Adam, or SGD with Nesterov momentum) with its weight decay, at a rate or schedule."""
+def make_optimizer(config: TrainConfig, learning_rate, averaging: float = 0.0):
+    """The configured optimizer (Adam, or SGD with Nesterov momentum) with its weight decay, at a rate or schedule.
+
+    With averaging, it keeps a moving average of the weights (that momentum per step), which Keras's `fit`
+    writes into the model when it ends.
+    """
     import keras
 
     decay = config.weight_decay or None
+    ema = {"use_ema": True, "ema_momentum": averaging} if averaging else {}
     if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(learning_rate, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=decay)
+        optimizer = keras.optimizers.SGD(learning_rate, momentum=SGD_MOMENTUM, nesterov=True, weight_decay=decay,
+                                         **ema)
     else:
-        optimizer = keras.optimizers.Adam(learning_rate, weight_decay=decay)
+        optimizer = keras.optimizers.Adam(learning_rate, weight_decay=decay, **ema)
     if decay:
         optimizer.exclude_from_weight_decay(var_names=list(NOT_DECAYED))
     return optimizer
@@ -312,6 +318,17 @@ def run_length_momentum(steps_per_epoch: int, default: float = 0.99) -> float:
     (6,000 images) that is 79 %, so validation in inference mode sees nonsense; momentum^steps = 1 % here.
     """
     return float(min(default, 0.01 ** (1.0 / max(1, steps_per_epoch))))
+
+
+def run_length_averaging(requested: float, steps: int, share: float = 0.25) -> float:
+    """The weight-average momentum used: at most `requested`, and short enough to average the last `share` of the steps.
+
+    An average over a window longer than the run keeps the untrained start: 0.99 over a 24-step run leaves
+    0.99^24 = 79 % of the first step's weights in it (a model at 68 % where the plain one reached 80 %).
+    """
+    if not requested:
+        return 0.0
+    return float(min(requested, 1.0 - 1.0 / max(1.0, share * steps)))
 
 
 def set_batch_norm_momentum(model, momentum: float) -> None:
@@ -562,7 +579,11 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
     main_stage_left = not config.init_from and (checkpoint is None or checkpoint.stage == MAIN_STAGE)
     if main_stage_left:
         with strategy.scope():
-            optimizer = make_optimizer(config, learning_rate_schedule(config, steps_per_epoch * config.epochs))
+            # The main stage is one `fit` (from wherever a resumed run left off), so its weight average, kept in
+            # the optimizer's checkpointed state, is written into the model once, at its end.
+            optimizer = make_optimizer(config, learning_rate_schedule(config, steps_per_epoch * config.epochs),
+                                       averaging=run_length_averaging(config.weight_averaging,
+                                                                      steps_per_epoch * config.epochs))
             model.compile(optimizer=optimizer, loss=training_loss(config), metrics=["accuracy"])
             if checkpoint:
                 restore_checkpoint(model, checkpoint)
@@ -613,6 +634,7 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
         "params": int(network.count_params()),
         "batch_norm": {"momentum": run_length_momentum(steps_per_epoch), "recalibrated_layers": recalibrated,
                        "recalibration_images": int(min(RECALIBRATION_IMAGES, len(x_train)))},
+        "weight_averaging": run_length_averaging(config.weight_averaging, steps_per_epoch * config.epochs),
         "dataset": {"checksum": dataset.checksum(), "source": dataset.source,
                     "train_images": int(len(x_train)), "test_images": int(len(x_test))},
         "versions": library_versions(),

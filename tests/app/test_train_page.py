@@ -37,6 +37,7 @@ def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
     app.slider(key="smoothing_quick").set_value(0.1)
     app.selectbox(key="optimizer_quick").set_value("sgd")
     app.number_input(key="decay_quick").set_value(0.005)
+    app.number_input(key="averaging_quick").set_value(0.99)
     app.button(key="train_start").click().run()
     assert_clean(app)
     run_id = jobs.current_run_id()
@@ -49,6 +50,7 @@ def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
     assert status["config"]["finetune_epochs"] == 1 and status["config"]["shoe_pairs"] == 0.5
     assert status["config"]["label_smoothing"] == 0.1
     assert (status["config"]["optimizer"], status["config"]["weight_decay"]) == ("sgd", 0.005)
+    assert status["config"]["weight_averaging"] == 0.99
     assert status["epochs"] == 2, "the last stage's epoch is counted"
     app.run()
     assert_clean(app)

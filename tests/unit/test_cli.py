@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from tests.conftest import REPO_ROOT
@@ -94,3 +95,8 @@ def test_train_overrides_reach_the_config():
     assert (config.preset, config.random_erasing, config.epochs, config.augmentation) == ("best", 0.25, 7, True)
     args = build_parser().parse_args(["train", "--optimizer", "sgd", "--weight-decay", "0.005"])
     assert (train_config_from_args(args).optimizer, train_config_from_args(args).weight_decay) == ("sgd", 0.005)
+    args = build_parser().parse_args(["train", "--weight-averaging", "0.999"])
+    assert train_config_from_args(args).weight_averaging == 0.999
+    args = build_parser().parse_args(["train", "--weight-averaging", "1.5"])
+    with pytest.raises(ValueError, match="weight_averaging must be"):
+        train_config_from_args(args).validate()

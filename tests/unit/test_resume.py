@@ -44,7 +44,10 @@ def weights_of(model_id: str, root) -> list[np.ndarray]:
     # Flips, shifts, erasing and dropout draw from random generators; the last stage pairs shoes.
     TrainConfig(architecture="fmnist-small", epochs=1, batch_size=128, subset=2000, test_subset=500,
                 validation_split=0.0, augmentation=True, random_erasing=0.5, finetune_epochs=2, shoe_pairs=0.3),
-], ids=["main-stage", "last-stage-with-augmentation"])
+    # The weight average lives in the optimizer's state: a resumed run must carry it on, not start a new one.
+    TrainConfig(architecture="fmnist-lite", epochs=3, batch_size=128, subset=2000, test_subset=500,
+                validation_split=0.0, weight_averaging=0.99),
+], ids=["main-stage", "last-stage-with-augmentation", "main-stage-with-weight-averaging"])
 def test_a_resumed_run_ends_with_the_weights_of_an_unbroken_one(config, dataset, tmp_path, monkeypatch):
     unbroken = train(config, tmp_path / "unbroken", dataset=dataset, models_root=tmp_path / "models")
 

@@ -222,6 +222,29 @@ def test_a_short_run_gives_a_working_model(architecture, dataset, tmp_path):
     assert meta["batch_norm"]["recalibration_images"] == 3000
 
 
+def test_weight_averaging_is_kept_shorter_than_the_run():
+    from fmnist_core.train import run_length_averaging
+
+    assert run_length_averaging(0.0, 1000) == 0.0
+    assert run_length_averaging(0.999, 705) == pytest.approx(1 - 1 / 176.25)  # the last quarter of `quick`
+    assert run_length_averaging(0.99, 24) == pytest.approx(1 - 1 / 6)
+    assert run_length_averaging(0.999, 50_000) == 0.999
+
+
+def test_a_short_run_with_weight_averaging_answers_with_the_averaged_weights(dataset, tmp_path):
+    """The saved network is the average, not the last weights, and a short run with it still works."""
+    config = TrainConfig(architecture="fmnist-lite", epochs=2, subset=3000, test_subset=2000, validation_split=0.0)
+    plain = train(config, tmp_path / "plain", dataset=dataset, models_root=tmp_path / "models")
+    averaged = train(config.replace(weight_averaging=0.999), tmp_path / "averaged", dataset=dataset,
+                     models_root=tmp_path / "models")
+    assert averaged["test_accuracy"] >= 0.65, averaged["test_accuracy"]
+    meta = read_meta(averaged["model_id"], tmp_path / "models")
+    assert meta["weight_averaging"] == pytest.approx(1 - 1 / 6)  # 24 steps: capped far below 0.999
+    first_kernel = [load_model(status["model_id"], tmp_path / "models").get_weights()[0]
+                    for status in (plain, averaged)]
+    assert not np.allclose(*first_kernel, atol=1e-4), "the same seed's weights, unchanged by the average"
+
+
 def test_label_smoothing_spreads_part_of_each_target_over_the_ten_classes():
     labels = np.array([3, 0])
     probabilities = np.full((2, 10), 0.02, np.float32)
