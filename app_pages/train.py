@@ -6,17 +6,24 @@ import streamlit as st
 from fmnist_core import exports, jobs, photo, registry
 from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, OPTIMIZERS, PRESETS, TrainConfig, accuracy_warning
 from fmnist_core.models import ARCHITECTURES
-from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, cpu_has_bfloat16, read_history
+from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, cpu_bfloat16_units, read_history
 from ui.auth import admin_allowed, admin_unlocked
 from ui.common import activate_button
 
 ACTIVE_STATES = jobs.ACTIVE_STATES
 POLL_SECONDS = 1.0
-# Measured on a 2-core AMD EPYC with AVX2 only, beside the bfloat16 figures of the preset help (BENCHMARKS.md,
-# session 14): a user there should know before pressing Start that the default is a matter of an hour.
-FLOAT32_CPU_NOTE = ("This machine's CPU has no bfloat16 units, so training runs in float32 and takes longer: on a "
-                    "2-core CPU like this, quick about 1.5 minutes, standard about an hour, best about 2.5 hours. "
-                    "The time left is estimated once a job runs.")
+# What the presets take on CPUs other than the one the preset help describes (Intel with AMX), measured on
+# 2-core AMD EPYCs (BENCHMARKS.md, sessions 14 and 18): a user there should know before pressing Start that the
+# default is a matter of half an hour or an hour.
+CPU_NOTES = {
+    None: "This machine's CPU has no bfloat16 units, so training runs in float32 and takes longer: on a "
+          "2-core CPU like this, quick about 1.5 minutes, standard about an hour, best about 2.5 hours. "
+          "The time left is estimated once a job runs.",
+    "avx512_bf16": "This machine's CPU computes bfloat16 with AVX-512 instructions, not AMX matrix units, so "
+                   "training takes about 2.5x the times above: on a 2-core CPU like this, quick about "
+                   "35 seconds, standard about 23 minutes, best about an hour. The time left is estimated "
+                   "once a job runs.",
+}
 
 
 def format_seconds(seconds) -> str:
@@ -224,11 +231,12 @@ def live_job_panel() -> None:
 def training_form() -> TrainConfig | None:
     """The hyperparameter form; returns a config when Start was pressed."""
     preset_name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("standard"), key="train_preset",
-                               help="On a 2-core CPU with bfloat16 units (BENCHMARKS.md): quick, about "
+                               help="On a 2-core Intel CPU with AMX units (BENCHMARKS.md): quick, about "
                                     "92 % in under half a minute; standard (the default), about 94 % in 9 minutes; "
                                     "best, the shipped model's recipe, about 25 minutes.")
-    if not cpu_has_bfloat16():
-        st.caption(FLOAT32_CPU_NOTE)
+    units = cpu_bfloat16_units()
+    if units in CPU_NOTES:
+        st.caption(CPU_NOTES[units])
     base = PRESETS[preset_name]
     # Enter in a field must not start a job of minutes with the fields typed so far: only the button does.
     with st.form("train_form", enter_to_submit=False):

@@ -211,17 +211,24 @@ def pick_strategy():
     return tf.distribute.get_strategy()
 
 
-BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # /proc/cpuinfo names of the bfloat16 matrix instructions
+# /proc/cpuinfo names of the bfloat16 matrix instructions, by kind: AMX tiles (Intel Sapphire Rapids on), about
+# 2.5x faster per training step here than AVX-512 BF16 (AMD Zen 4) (BENCHMARKS.md, sessions 12 and 18).
+BFLOAT16_CPU_FLAGS = {"amx_bf16": "amx", "avx512_bf16": "avx512_bf16"}
+
+
+def cpu_bfloat16_units(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
+    """Which bfloat16 matrix instructions this CPU has: "amx", "avx512_bf16", or None (none, or unknown)."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return None
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return next((kind for flag, kind in BFLOAT16_CPU_FLAGS.items() if flag in flags), None)
 
 
 def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether this CPU multiplies bfloat16 matrices natively (AMX or AVX-512 BF16); False where unknown."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return any(flag in flags for flag in BFLOAT16_CPU_FLAGS)
+    return cpu_bfloat16_units(cpuinfo) is not None
 
 
 def resolve_precision(precision: str) -> str:

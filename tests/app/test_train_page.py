@@ -139,19 +139,23 @@ def test_a_broken_finished_model_is_called_broken(registry_dir):
     assert any("close to chance" in e.value for e in app.error)
 
 
-def test_a_cpu_without_bfloat16_is_told_how_long_training_takes(registry_dir, monkeypatch):
+def test_a_cpu_without_amx_is_told_how_long_training_takes(registry_dir, monkeypatch):
     import fmnist_core.train
 
-    def told(app) -> bool:
-        return any("no bfloat16 units" in c.value and "about an hour" in c.value for c in app.caption)
+    def told(app, words: str) -> bool:
+        return any(words in c.value for c in app.caption)
 
-    monkeypatch.setattr(fmnist_core.train, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(fmnist_core.train, "cpu_bfloat16_units", lambda: None)
     app = open_page("train")
     assert_clean(app)
-    assert told(app)
-    monkeypatch.setattr(fmnist_core.train, "cpu_has_bfloat16", lambda: True)
+    assert told(app, "no bfloat16 units") and told(app, "standard about an hour")
+    monkeypatch.setattr(fmnist_core.train, "cpu_bfloat16_units", lambda: "avx512_bf16")
     app.run()
-    assert not told(app)
+    assert told(app, "not AMX matrix units") and told(app, "standard about 23 minutes")
+    assert not told(app, "no bfloat16 units")
+    monkeypatch.setattr(fmnist_core.train, "cpu_bfloat16_units", lambda: "amx")
+    app.run()
+    assert not told(app, "no bfloat16 units") and not told(app, "not AMX")
 
 
 def test_a_run_that_died_after_an_epoch_is_offered_and_resumed(registry_dir):

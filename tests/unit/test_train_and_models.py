@@ -307,7 +307,10 @@ def test_bfloat16_is_chosen_only_where_the_cpu_has_bfloat16_units(tmp_path, monk
     amx.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
     zen3 = tmp_path / "zen3"
     zen3.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")
-    assert cpu_has_bfloat16(amx) and not cpu_has_bfloat16(zen3)
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma avx512f avx512_bf16\n")
+    assert cpu_has_bfloat16(amx) and cpu_has_bfloat16(zen4) and not cpu_has_bfloat16(zen3)
+    assert [training.cpu_bfloat16_units(path) for path in (amx, zen4, zen3)] == ["amx", "avx512_bf16", None]
     assert not cpu_has_bfloat16(tmp_path / "missing")
     monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: True)
     assert resolve_precision("auto") == "mixed_bfloat16" and resolve_precision("float32") == "float32"
