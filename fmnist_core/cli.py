@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float)
     train.add_argument("--validation-split", type=float)
     train.add_argument("--augmentation", action=argparse.BooleanOptionalAction, default=None)
+    train.add_argument("--alternating-flips", action=argparse.BooleanOptionalAction, default=None,
+                       help="without augmentation: mirror each image in every other epoch")
     train.add_argument("--random-erasing", type=float, help="share of images with a random patch erased (0-1)")
     train.add_argument("--patience", type=int, help="early stopping patience in epochs (0 = off)")
     train.add_argument("--label-smoothing", type=float, help="share of each target spread over the ten classes (0-0.5)")
@@ -109,7 +111,8 @@ def train_config_from_args(args: argparse.Namespace) -> TrainConfig:
     return preset(args.preset).replace(
         architecture=args.architecture, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, validation_split=args.validation_split, augmentation=args.augmentation,
-        random_erasing=args.random_erasing, early_stopping_patience=args.patience, seed=args.seed, subset=args.subset,
+        alternating_flips=args.alternating_flips, random_erasing=args.random_erasing,
+        early_stopping_patience=args.patience, seed=args.seed, subset=args.subset,
         test_subset=args.test_subset, finetune_epochs=args.finetune_epochs,
         finetune_learning_rate=args.finetune_learning_rate, shoe_pairs=args.shoe_pairs, init_from=args.init_from,
         label_smoothing=args.label_smoothing, optimizer=args.optimizer, weight_decay=args.weight_decay,

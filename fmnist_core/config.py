@@ -81,6 +81,9 @@ class TrainConfig:
     learning_rate: float = 3e-3
     validation_split: float = 0.05
     augmentation: bool = False
+    # Without augmentation: each image mirrored in every other epoch (half of them from the first), so that a
+    # short run sees every image both ways; with augmentation the random flips do that already.
+    alternating_flips: bool = False
     random_erasing: float = 0.0  # with augmentation: the share of images that get a random patch erased
     early_stopping_patience: int = 0  # 0 = off
     # Share of each target spread evenly over the ten classes (Szegedy et al. 2016); 0 = plain cross-entropy.
@@ -119,6 +122,8 @@ class TrainConfig:
                         if getattr(self, name) is not None and not low <= getattr(self, name) <= high]
         problems += [f"{name} must be {FIELD_RANGES[name][0]}..{FIELD_RANGES[name][1]}" for name in out_of_range]
         # Settings that only act together with another one (told once the value itself is in range).
+        if self.alternating_flips and self.augmentation:
+            problems.append("alternating_flips is for runs without augmentation (which flips at random already)")
         if self.random_erasing and not self.augmentation and "random_erasing" not in out_of_range:
             problems.append("random_erasing is part of the augmentation: turn augmentation on, or set it to 0")
         if self.shoe_pairs and not self.finetune_epochs and "shoe_pairs" not in out_of_range:

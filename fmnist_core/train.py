@@ -396,7 +396,7 @@ def batch_count(images: int, batch_size: int) -> int:
 
 
 def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None,
-                    first_pass: int = 0):
+                    first_pass: int = 0, alternating_flips: bool = False):
     """uint8 images and labels as an endless tf.data stream of model-input batches, reshuffled each pass if seeded.
 
     Endless, with fit told the steps per epoch, so that Keras keeps one iterator for the whole fit: with
@@ -405,6 +405,8 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
     number) and gathers whole batches from it: tf.data's own shuffle moved the images one at a time and
     took 15 % of the CPU of a training step. Scaling per batch spares a 188 MB float copy of the images.
     A resumed run starts at the pass (epoch) where it stopped, so it sees the same order as one that never did.
+    With alternating flips (seeded only), a random half of the images is mirrored in even passes and the
+    other half in odd ones, so that every two epochs show each image both ways (Jordan 2024, "airbench").
     """
     import tensorflow as tf
 
@@ -418,11 +420,18 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
         else:
             keys = tf.random.stateless_uniform([count], seed=tf.stack([tf.constant(seed, tf.int64), pass_number]))
             order = tf.argsort(keys)
-        return tf.data.Dataset.range(batches_per_pass).map(lambda batch: order[batch * batch_size:
-                                                                                (batch + 1) * batch_size])
+        return tf.data.Dataset.range(batches_per_pass).map(
+            lambda batch: (order[batch * batch_size:(batch + 1) * batch_size], pass_number))
 
-    def gathered(indices):
-        return to_model_input_tensor(tf.gather(all_images, indices)), tf.gather(all_labels, indices)
+    flip_parity = (None if seed is None or not alternating_flips else
+                   tf.random.stateless_uniform([count], seed=[seed, -1], maxval=2, dtype=tf.int64))
+
+    def gathered(indices, pass_number):
+        batch = tf.gather(all_images, indices)
+        if flip_parity is not None:
+            mirrored = tf.equal((tf.gather(flip_parity, indices) + pass_number) % 2, 1)
+            batch = tf.where(mirrored[:, None, None], tf.reverse(batch, axis=[2]), batch)
+        return to_model_input_tensor(batch), tf.gather(all_labels, indices)
 
     data = tf.data.Dataset.range(first_pass, 2**62).flat_map(one_pass).map(gathered).prefetch(2)
     # Without tf.data's autotuning thread: tearing down an iterator waits for it, and here that wait
@@ -442,7 +451,8 @@ def fit_split(n_images: int, config: TrainConfig) -> tuple[int, int, int]:
 def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int, first_pass: int = 0) -> dict:
     """fit's data arguments: the training stream and, when the config holds out a share, the validation one."""
     n_fit, n_val, steps_per_epoch = fit_split(len(images), config)
-    arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], config.batch_size, seed, first_pass),
+    arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], config.batch_size, seed, first_pass,
+                                      alternating_flips=config.alternating_flips),
                  "steps_per_epoch": steps_per_epoch,
                  "shuffle": False}  # the stream shuffles itself (Keras would only warn that it cannot)
     if n_val:  # the tail, as Keras's validation_split would take it

@@ -348,6 +348,26 @@ def test_training_batches_show_every_image_once_per_pass_in_a_new_order(dataset)
     assert first != second
 
 
+def test_alternating_flips_show_each_image_mirrored_in_every_other_pass(dataset):
+    from fmnist_core.data import to_model_input
+
+    images, labels = dataset.x_train[:100], dataset.y_train[:100]
+    stream = iter(endless_batches(images, labels, batch_size=50, seed=3, alternating_flips=True))
+    plain = {image.tobytes(): i for i, image in enumerate(to_model_input(images))}
+    mirrored = {image.tobytes(): i for i, image in enumerate(to_model_input(images[:, :, ::-1]))}
+    flipped_in_pass = []
+    for _ in range(3):
+        seen = np.concatenate([np.asarray(next(stream)[0]) for _ in range(2)])
+        flipped = {mirrored[image.tobytes()] for image in seen if image.tobytes() in mirrored}
+        unflipped = {plain[image.tobytes()] for image in seen if image.tobytes() in plain}
+        assert flipped | unflipped == set(range(100)), "every image once per pass, one way or the other"
+        flipped_in_pass.append(flipped)
+    assert 30 <= len(flipped_in_pass[0]) <= 70, "about half of them mirrored"
+    assert flipped_in_pass[0].isdisjoint(flipped_in_pass[1]) and flipped_in_pass[0] == flipped_in_pass[2]
+    with pytest.raises(ValueError, match="alternating_flips is for runs without augmentation"):
+        TrainConfig(augmentation=True, alternating_flips=True).validate()
+
+
 def test_fused_batch_norm_computes_what_keras_batch_norm_computes():
     import keras
     import tensorflow as tf
