@@ -13,16 +13,16 @@ from ui.common import activate_button
 ACTIVE_STATES = jobs.ACTIVE_STATES
 POLL_SECONDS = 1.0
 # What the presets take on CPUs other than the one the preset help describes (Intel with AMX), measured on
-# 2-core AMD EPYCs (BENCHMARKS.md, sessions 14 and 18): a user there should know before pressing Start that the
+# 2-core AMD EPYCs (BENCHMARKS.md, sessions 14 and 17-18): a user there should know before pressing Start that the
 # default is a matter of half an hour or an hour.
 CPU_NOTES = {
     None: "This machine's CPU has no bfloat16 units, so training runs in float32 and takes longer: on a "
           "2-core CPU like this, quick about 1.5 minutes, standard about an hour, best about 2.5 hours. "
           "The time left is estimated once a job runs.",
     "avx512_bf16": "This machine's CPU computes bfloat16 with AVX-512 instructions, not AMX matrix units, so "
-                   "training takes about 2.5x the times above: on a 2-core CPU like this, quick about "
-                   "35 seconds, standard about 23 minutes, best about an hour. The time left is estimated "
-                   "once a job runs.",
+                   "training takes longer than the preset help says (AMX): on a 2-core CPU like this, quick "
+                   "about half a minute, standard about 21 minutes, best about an hour. The time left is "
+                   "estimated once a job runs.",
 }
 
 

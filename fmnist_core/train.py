@@ -211,8 +211,8 @@ def pick_strategy():
     return tf.distribute.get_strategy()
 
 
-# /proc/cpuinfo names of the bfloat16 matrix instructions, by kind: AMX tiles (Intel Sapphire Rapids on), about
-# 2.5x faster per training step here than AVX-512 BF16 (AMD Zen 4) (BENCHMARKS.md, sessions 12 and 18).
+# /proc/cpuinfo names of the bfloat16 matrix instructions, by kind: with AMX tiles (Intel) `standard` trained
+# 2.4x faster than with AVX-512 BF16 alone (AMD Zen 4) (BENCHMARKS.md, sessions 12 and 17-18).
 BFLOAT16_CPU_FLAGS = {"amx_bf16": "amx", "avx512_bf16": "avx512_bf16"}
 
 
