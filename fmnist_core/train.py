@@ -574,6 +574,8 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
     x_train, y_train = x_train[order], y_train[order]
 
     _, n_val, steps_per_epoch = fit_split(len(x_train), config)
+    main_steps = steps_per_epoch * config.epochs
+    averaging = run_length_averaging(config.weight_averaging, main_steps)
     strategy = pick_strategy()
     precision = resolve_precision(config.precision)
     with strategy.scope(), dtype_policy(precision):
@@ -598,9 +600,7 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
         with strategy.scope():
             # The main stage is one `fit` (from wherever a resumed run left off), so its weight average, kept in
             # the optimizer's checkpointed state, is written into the model once, at its end.
-            optimizer = make_optimizer(config, learning_rate_schedule(config, steps_per_epoch * config.epochs),
-                                       averaging=run_length_averaging(config.weight_averaging,
-                                                                      steps_per_epoch * config.epochs))
+            optimizer = make_optimizer(config, learning_rate_schedule(config, main_steps), averaging=averaging)
             model.compile(optimizer=optimizer, loss=training_loss(config), metrics=["accuracy"])
             if checkpoint:
                 restore_checkpoint(model, checkpoint)
@@ -651,7 +651,7 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
         "params": int(network.count_params()),
         "batch_norm": {"momentum": run_length_momentum(steps_per_epoch), "recalibrated_layers": recalibrated,
                        "recalibration_images": int(min(RECALIBRATION_IMAGES, len(x_train)))},
-        "weight_averaging": run_length_averaging(config.weight_averaging, steps_per_epoch * config.epochs),
+        "weight_averaging": averaging,
         "dataset": {"checksum": dataset.checksum(), "source": dataset.source,
                     "train_images": int(len(x_train)), "test_images": int(len(x_test))},
         "versions": library_versions(),
