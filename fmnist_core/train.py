@@ -396,7 +396,7 @@ def batch_count(images: int, batch_size: int) -> int:
 
 
 def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int | None = None,
-                    first_pass: int = 0, alternating_flips: bool = False):
+                    first_pass: int = 0, alternating_flips: bool = False, flip_phase: int = 0):
     """uint8 images and labels as an endless tf.data stream of model-input batches, reshuffled each pass if seeded.
 
     Endless, with fit told the steps per epoch, so that Keras keeps one iterator for the whole fit: with
@@ -406,7 +406,8 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
     took 15 % of the CPU of a training step. Scaling per batch spares a 188 MB float copy of the images.
     A resumed run starts at the pass (epoch) where it stopped, so it sees the same order as one that never did.
     With alternating flips (seeded only), a random half of the images is mirrored in even passes and the
-    other half in odd ones, so that every two epochs show each image both ways (Jordan 2024, "airbench").
+    other half in odd ones, so that every two epochs show each image both ways (Jordan 2024, "airbench");
+    `flip_phase` counts the epochs of earlier streams (the last stage starts a stream per epoch).
     """
     import tensorflow as tf
 
@@ -429,7 +430,7 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
     def gathered(indices, pass_number):
         batch = tf.gather(all_images, indices)
         if flip_parity is not None:
-            mirrored = tf.equal((tf.gather(flip_parity, indices) + pass_number) % 2, 1)
+            mirrored = tf.equal((tf.gather(flip_parity, indices) + pass_number + flip_phase) % 2, 1)
             batch = tf.where(mirrored[:, None, None], tf.reverse(batch, axis=[2]), batch)
         return to_model_input_tensor(batch), tf.gather(all_labels, indices)
 
@@ -448,11 +449,12 @@ def fit_split(n_images: int, config: TrainConfig) -> tuple[int, int, int]:
     return n_fit, n_val, batch_count(n_fit, config.batch_size)
 
 
-def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int, first_pass: int = 0) -> dict:
+def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int, first_pass: int = 0,
+                  flip_phase: int = 0) -> dict:
     """fit's data arguments: the training stream and, when the config holds out a share, the validation one."""
     n_fit, n_val, steps_per_epoch = fit_split(len(images), config)
     arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], config.batch_size, seed, first_pass,
-                                      alternating_flips=config.alternating_flips),
+                                      alternating_flips=config.alternating_flips, flip_phase=flip_phase),
                  "steps_per_epoch": steps_per_epoch,
                  "shuffle": False}  # the stream shuffles itself (Keras would only warn that it cannot)
     if n_val:  # the tail, as Keras's validation_split would take it
@@ -512,7 +514,7 @@ def finetune(model, config: TrainConfig, strategy, x_train, y_train, callbacks, 
         if epoch < done:  # done before the restart: drawn only to keep the pairing generator in step
             continue
         model.fit(initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, verbose=1 if console else 0,
-                  **fit_arguments(images, y_train, config, seed=config.seed + epoch))
+                  **fit_arguments(images, y_train, config, seed=config.seed + epoch, flip_phase=epoch))
         del images
         if cancel.cancelled:
             return

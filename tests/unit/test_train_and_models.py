@@ -364,6 +364,10 @@ def test_alternating_flips_show_each_image_mirrored_in_every_other_pass(dataset)
         flipped_in_pass.append(flipped)
     assert 30 <= len(flipped_in_pass[0]) <= 70, "about half of them mirrored"
     assert flipped_in_pass[0].isdisjoint(flipped_in_pass[1]) and flipped_in_pass[0] == flipped_in_pass[2]
+    # The last stage starts a stream per epoch: its phase carries the alternation on from the epochs before.
+    later = iter(endless_batches(images, labels, batch_size=50, seed=3, alternating_flips=True, flip_phase=1))
+    seen = np.concatenate([np.asarray(next(later)[0]) for _ in range(2)])
+    assert {mirrored[image.tobytes()] for image in seen if image.tobytes() in mirrored} == flipped_in_pass[1]
     with pytest.raises(ValueError, match="alternating_flips is for runs without augmentation"):
         TrainConfig(augmentation=True, alternating_flips=True).validate()
 
