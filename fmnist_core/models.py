@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers
 
@@ -109,16 +110,21 @@ def _conv_bn_relu(hidden: keras.KerasTensor, filters: int, norm: Norm, name: str
 
 
 def vgg_bn(widths: tuple[int, ...], depths: tuple[int, ...], dropout: float, name: str,
-           flatten: bool = False, norm: Norm = layers.BatchNormalization, pool_before_norm: bool = False) -> keras.Model:
+           flatten: bool = False, norm: Norm = layers.BatchNormalization, pool_before_norm: bool = False,
+           whitened: bool = False) -> keras.Model:
     """A VGG-style net: stages of 3x3 conv + BN + ReLU, max-pool between stages, global average pool.
 
     The first stage runs at full 28x28 resolution, where each conv costs 4x a 14x14 one, so it gets
     one conv only: that is where the CPU time goes (measured in BENCHMARKS.md). With pool_before_norm,
     a stage's last conv is pooled before its BN and ReLU, which then touch a quarter of the values
-    (ReLU commutes with max-pooling; BN's statistics come from the pooled map).
+    (ReLU commutes with max-pooling; BN's statistics come from the pooled map). With whitened, the first
+    stage is the frozen patch-whitening stem instead (its width and depth are unused).
     """
     inputs = hidden = _image_input()
-    for stage, (width, depth) in enumerate(zip(widths, depths)):
+    first_stage = 0
+    if whitened:
+        hidden, first_stage = _whitening_stem(hidden), 1
+    for stage, (width, depth) in list(enumerate(zip(widths, depths)))[first_stage:]:
         is_last_stage = stage == len(widths) - 1
         for index in range(depth):
             ends_stage = index == depth - 1
@@ -149,6 +155,69 @@ def lite_net(widths: tuple[int, int, int] = (16, 64, 128), norm: Norm = layers.B
     hidden = layers.Flatten()(hidden)
     outputs = _probabilities(hidden)
     return keras.Model(inputs, outputs, name="fmnist_lite")
+
+
+WHITENING_LAYER = "patch_whitening"
+
+
+def patch_whitening_weights(images: np.ndarray, size: int = 3, epsilon: float = 5e-4,
+                            sample: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel and bias of a frozen first conv whose filters whiten size x size patches (PCA), in +/- pairs.
+
+    Each eigenvector of the patch covariance, scaled by 1/sqrt(eigenvalue + epsilon), is a filter; its
+    negative is another, so that the ReLU after it keeps both signs. The bias centres the patches. From
+    the first `sample` images (uint8, N x 28 x 28), scaled as the model sees them.
+    """
+    scaled = images[:sample].astype(np.float32) / 255.0
+    windows = np.lib.stride_tricks.sliding_window_view(scaled, (size, size), axis=(1, 2))
+    patches = windows.reshape(-1, size * size).astype(np.float64)
+    mean = patches.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(patches, rowvar=False))
+    filters = eigenvectors / np.sqrt(eigenvalues + epsilon)  # columns: one whitening filter each
+    filters = np.concatenate([filters, -filters], axis=1)
+    kernel = filters.reshape(size, size, 1, -1).astype(np.float32)
+    bias = (-(mean @ filters)).astype(np.float32)
+    return kernel, bias
+
+
+def whiten_first_layer(model: keras.Model, images: np.ndarray) -> bool:
+    """Set a model's patch-whitening layer (if it has one, also inside a wrapper) from training images."""
+    for layer in _all_layers(model):
+        if layer.name == WHITENING_LAYER:
+            size = layer.kernel.shape[0]
+            layer.set_weights(list(patch_whitening_weights(images, size=size)))
+            return True
+    return False
+
+
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def _whitening_stem(hidden: keras.KerasTensor, size: int = 3) -> keras.KerasTensor:
+    """A frozen patch-whitening conv at 28x28 (set from the data by whiten_first_layer), ReLU, 2x2 max-pool.
+
+    It stands in for a learned full-resolution conv and its batch norm: the costliest part of a step per
+    weight, and the part a short run learns least (Jordan 2024, airbench).
+    """
+    hidden = layers.Conv2D(2 * size * size, size, padding="same", trainable=False, name=WHITENING_LAYER)(hidden)
+    hidden = layers.ReLU()(hidden)
+    return layers.MaxPooling2D()(hidden)
+
+
+def whitened_lite_net(size: int = 3, widths: tuple[int, int] = (64, 128),
+                      norm: Norm = layers.BatchNormalization) -> keras.Model:
+    """fmnist-lite with its learned 28x28 conv replaced by a frozen patch-whitening one (set from the data)."""
+    inputs = _image_input()
+    hidden = _whitening_stem(inputs, size)
+    hidden = _conv_bn_relu(hidden, widths[0], norm)
+    hidden = layers.MaxPooling2D()(hidden)
+    hidden = _conv_bn_relu(hidden, widths[1], norm, name="last_conv")
+    hidden = layers.Flatten()(hidden)
+    return keras.Model(inputs, _probabilities(hidden), name="fmnist_lite_whitened")
 
 
 def _residual_block(hidden: keras.KerasTensor, filters: int, norm: Norm, name: str | None = None) -> keras.KerasTensor:
@@ -186,11 +255,16 @@ ARCHITECTURES: dict[str, Callable[[Norm], keras.Model]] = {
     "seed-basic": seed_basic,
     "seed-lenet": seed_lenet,
     "fmnist-lite": lambda norm: lite_net(norm=norm),
+    "fmnist-lite-whitened": lambda norm: whitened_lite_net(norm=norm),
     "fmnist-small": lambda norm: vgg_bn((32, 64, 128), (1, 1, 1), 0.3, "fmnist-small", flatten=True, norm=norm),
     "fmnist-net": lambda norm: vgg_bn((32, 64, 128), (1, 2, 2), 0.3, "fmnist-net", norm=norm),
     "fmnist-wide": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide", norm=norm),
     "fmnist-wide-pooled": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide-pooled", norm=norm,
                                               pool_before_norm=True),
+    "fmnist-wide-whitened": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide-whitened", norm=norm,
+                                                whitened=True),
+    "fmnist-wider-whitened": lambda norm: vgg_bn((48, 112, 240), (1, 2, 2), 0.3, "fmnist-wider-whitened",
+                                                 norm=norm, whitened=True),
     "fmnist-resnet": lambda norm: residual_net((64, 128), (2, 2), 32, 0.3, "fmnist-resnet", norm=norm),
 }
 DEFAULT_ARCHITECTURE = "fmnist-net"

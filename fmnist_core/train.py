@@ -560,7 +560,7 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
     import keras
 
     from fmnist_core.evaluate import evaluate_probabilities
-    from fmnist_core.models import build_model
+    from fmnist_core.models import build_model, whiten_first_layer
     from fmnist_core.predict import tta_averaged
 
     dataset = dataset or load_dataset()
@@ -584,6 +584,7 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
         model = build_model(config.architecture, augment=config.augmentation, erasing=config.random_erasing,
                             fused_batch_norm=True)
         set_batch_norm_momentum(model, run_length_momentum(steps_per_epoch))
+        whiten_first_layer(model, x_train)  # a resumed or fine-tuned run then loads the saved whitening
         if config.init_from:
             start_from(model, config, models_root)
     done = checkpoint.epoch if checkpoint else 0

@@ -455,3 +455,47 @@ def test_residual_net_blocks_add_their_input_to_what_they_compute(dataset):
         block_input, block_output = keras.Model(model.inputs, [shortcut, model.get_layer(add.name).output])(images)
         assert np.allclose(block_output, block_input, atol=1e-6)
         assert float(np.abs(np.asarray(block_input)).sum()) > 0
+
+
+def test_patch_whitening_filters_decorrelate_patches_and_match_the_conv(dataset):
+    """Each filter pair is +/- one principal direction scaled to unit variance; the conv computes exactly that."""
+    import keras
+
+    from fmnist_core.data import to_model_input
+    from fmnist_core.models import patch_whitening_weights
+
+    images = dataset.x_train[:2000]
+    kernel, bias = patch_whitening_weights(images, size=3, epsilon=1e-6)
+    assert kernel.shape == (3, 3, 1, 18) and bias.shape == (18,)
+    assert np.allclose(kernel[..., :9], -kernel[..., 9:])
+    windows = np.lib.stride_tricks.sliding_window_view(images.astype(np.float64) / 255.0, (3, 3), axis=(1, 2))
+    patches = windows.reshape(-1, 9)
+    responses = patches @ kernel.reshape(9, 18)[:, :9] + bias[:9]
+    assert np.allclose(responses.mean(axis=0), 0.0, atol=1e-3)  # the bias centres the patches
+    assert np.allclose(np.cov(responses, rowvar=False), np.eye(9), atol=2e-2)  # white: unit variance, uncorrelated
+
+    conv = keras.layers.Conv2D(18, 3, padding="same")
+    conv.build((None, 28, 28, 1))
+    conv.set_weights([kernel, bias])
+    outputs = np.asarray(conv(to_model_input(images[:4])))
+    # The conv's output at pixel (y, x) is the patch centred there times the filters, plus the bias.
+    assert np.allclose(outputs[:, 1:-1, 1:-1, :].reshape(-1, 18), windows[:4].reshape(-1, 9) @ kernel.reshape(9, 18)
+                       + bias, atol=1e-3)
+
+
+def test_training_sets_the_whitening_layer_from_the_data_and_keeps_it_frozen(dataset, tmp_path):
+    """The saved model's first conv whitens the training images' patches; training did not move it."""
+    from fmnist_core.models import WHITENING_LAYER
+
+    config = TrainConfig(architecture="fmnist-wide-whitened", epochs=1, batch_size=128, subset=1024,
+                         test_subset=200, validation_split=0.0, augmentation=True)
+    status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
+    model = load_model(status["model_id"], tmp_path / "models")
+    whitening = model.get_layer(WHITENING_LAYER)
+    assert not whitening.trainable
+    kernel, bias = (np.asarray(weight) for weight in whitening.get_weights())
+    patches = np.lib.stride_tricks.sliding_window_view(dataset.x_train[:1024].astype(np.float64) / 255.0, (3, 3),
+                                                       axis=(1, 2)).reshape(-1, 9)
+    responses = patches @ kernel.reshape(9, 18)[:, :9] + bias[:9]
+    variances = np.cov(responses, rowvar=False).diagonal()
+    assert np.all((variances > 0.5) & (variances < 1.2)), variances  # Glorot's random filters: 1e-3 to 0.1
