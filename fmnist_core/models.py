@@ -168,16 +168,28 @@ def patch_whitening_weights(images: np.ndarray, size: int = 3, epsilon: float = 
     negative is another, so that the ReLU after it keeps both signs. The bias centres the patches. From
     the first `sample` images (uint8, N x 28 x 28), scaled as the model sees them.
     """
-    scaled = images[:sample].astype(np.float32) / 255.0
-    windows = np.lib.stride_tricks.sliding_window_view(scaled, (size, size), axis=(1, 2))
-    patches = windows.reshape(-1, size * size).astype(np.float64)
-    mean = patches.mean(axis=0)
-    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(patches, rowvar=False))
+    mean, covariance = _patch_moments(images[:sample], size)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
     filters = eigenvectors / np.sqrt(eigenvalues + epsilon)  # columns: one whitening filter each
     filters = np.concatenate([filters, -filters], axis=1)
     kernel = filters.reshape(size, size, 1, -1).astype(np.float32)
     bias = (-(mean @ filters)).astype(np.float32)
     return kernel, bias
+
+
+def _patch_moments(images: np.ndarray, size: int, chunk: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of all size x size patches of the images, a chunk of images at a time.
+
+    All 10,000 images' patches at once are 6.8 M x 9 float64 values (490 MB, twice over inside np.cov):
+    enough to take a training run past its 2 GB. Sums over chunks need 25 MB.
+    """
+    count, total, products = 0, np.zeros(size * size), np.zeros((size * size, size * size))
+    for start in range(0, len(images), chunk):
+        scaled = images[start:start + chunk].astype(np.float64) / 255.0
+        patches = np.lib.stride_tricks.sliding_window_view(scaled, (size, size), axis=(1, 2)).reshape(-1, size * size)
+        count, total, products = count + len(patches), total + patches.sum(axis=0), products + patches.T @ patches
+    mean = total / count
+    return mean, (products - count * np.outer(mean, mean)) / (count - 1)
 
 
 def whiten_first_layer(model: keras.Model, images: np.ndarray) -> bool:

@@ -499,3 +499,20 @@ def test_training_sets_the_whitening_layer_from_the_data_and_keeps_it_frozen(dat
     responses = patches @ kernel.reshape(9, 18)[:, :9] + bias[:9]
     variances = np.cov(responses, rowvar=False).diagonal()
     assert np.all((variances > 0.5) & (variances < 1.2)), variances  # Glorot's random filters: 1e-3 to 0.1
+
+
+def test_patch_whitening_from_ten_thousand_images_stays_small_in_memory(dataset):
+    """Its patches at once were 490 MB, twice over: enough to take the best preset past its 2 GB."""
+    import tracemalloc
+
+    from fmnist_core.models import _patch_moments, patch_whitening_weights
+
+    tracemalloc.start()
+    patch_whitening_weights(dataset.x_train[:10_000])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 100e6, peak
+    images = dataset.x_train[:300]
+    patches = np.lib.stride_tricks.sliding_window_view(images / 255.0, (3, 3), axis=(1, 2)).reshape(-1, 9)
+    mean, covariance = _patch_moments(images, 3, chunk=128)
+    assert np.allclose(mean, patches.mean(axis=0)) and np.allclose(covariance, np.cov(patches, rowvar=False))
