@@ -5,7 +5,7 @@ import streamlit as st
 
 from fmnist_core import exports, jobs, photo, registry
 from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, OPTIMIZERS, PRESETS, TrainConfig, accuracy_warning
-from fmnist_core.models import ARCHITECTURES
+from fmnist_core.models import ARCHITECTURE_SUMMARIES, ARCHITECTURES
 from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, cpu_bfloat16_units, read_history
 from ui.auth import admin_allowed, admin_unlocked
 from ui.common import activate_button
@@ -243,7 +243,9 @@ def training_form() -> TrainConfig | None:
         # Widget keys carry the preset name so that picking a preset resets the fields to its values.
         left, middle, right = st.columns(3)
         architecture = left.selectbox("Architecture", list(ARCHITECTURES), key=f"arch_{preset_name}",
-                                      index=list(ARCHITECTURES).index(base.architecture))
+                                      index=list(ARCHITECTURES).index(base.architecture),
+                                      help="\n".join(f"- **{name}**: {summary}"
+                                                     for name, summary in ARCHITECTURE_SUMMARIES.items()))
         epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, base.epochs, key=f"epochs_{preset_name}")
         batch_choices = [32, 64, 128, 256, 512]
         batch_size = right.selectbox("Batch size", batch_choices, index=batch_choices.index(base.batch_size),

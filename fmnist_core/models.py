@@ -273,13 +273,28 @@ ARCHITECTURES: dict[str, Callable[[Norm], keras.Model]] = {
     "fmnist-wide": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide", norm=norm),
     "fmnist-wide-pooled": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide-pooled", norm=norm,
                                               pool_before_norm=True),
-    "fmnist-wide-whitened": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide-whitened", norm=norm,
-                                                whitened=True),
+    "fmnist-wide-whitened-pooled": lambda norm: vgg_bn((48, 96, 192), (1, 2, 2), 0.3, "fmnist-wide-whitened-pooled",
+                                                       norm=norm, whitened=True, pool_before_norm=True),
     "fmnist-wider-whitened": lambda norm: vgg_bn((48, 112, 240), (1, 2, 2), 0.3, "fmnist-wider-whitened",
                                                  norm=norm, whitened=True),
     "fmnist-resnet": lambda norm: residual_net((64, 128), (2, 2), 32, 0.3, "fmnist-resnet", norm=norm),
 }
 DEFAULT_ARCHITECTURE = "fmnist-net"
+# Each architecture in a few words, for the Train page (parameter counts as built here).
+ARCHITECTURE_SUMMARIES = {
+    "seed-basic": "the tutorials' CNN: two convs, a dense layer, no batch norm (225 k parameters)",
+    "seed-lenet": "a LeNet with batch norm and dropout (108 k)",
+    "fmnist-lite": "one plain conv at 28x28, batch-norm convs at 14x14 and 7x7, flatten head (147 k)",
+    "fmnist-lite-whitened": "fmnist-lite with a frozen patch-whitening first conv set from the data (148 k; quick)",
+    "fmnist-small": "three conv stages with batch norm, flatten head (156 k)",
+    "fmnist-net": "VGG-style 32-64-128, global average pool, dropout (280 k)",
+    "fmnist-wide": "VGG-style 48-96-192 (627 k; the best preset before session 19)",
+    "fmnist-wide-pooled": "fmnist-wide with batch norm after pooling, 13 % faster per step (627 k)",
+    "fmnist-wide-whitened-pooled": "fmnist-wide-pooled with the frozen whitening conv at 28x28, 12 % faster per "
+                                   "step (601 k; standard)",
+    "fmnist-wider-whitened": "the whitening conv, then 112 and 240 channels at 14x14 and 7x7 (897 k)",
+    "fmnist-resnet": "a small residual net: one conv at 28x28, residual blocks at 14x14 and 7x7 (661 k)",
+}
 
 
 def build_model(architecture: str, augment: bool = False, erasing: float = 0.0,

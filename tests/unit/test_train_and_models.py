@@ -34,6 +34,12 @@ def test_architecture_trains_one_epoch(architecture, dataset, tmp_path):
     assert (tmp_path / "models" / status["model_id"] / "model.keras").is_file()
 
 
+def test_every_architecture_is_described_for_the_train_page():
+    from fmnist_core.models import ARCHITECTURE_SUMMARIES
+
+    assert list(ARCHITECTURE_SUMMARIES) == list(ARCHITECTURES)
+
+
 def test_seed_basic_matches_the_tutorial_layout():
     model = build_model("seed-basic")
     kinds = [type(layer).__name__ for layer in model.layers[1:]]
@@ -487,7 +493,7 @@ def test_training_sets_the_whitening_layer_from_the_data_and_keeps_it_frozen(dat
     """The saved model's first conv whitens the training images' patches; training did not move it."""
     from fmnist_core.models import WHITENING_LAYER
 
-    config = TrainConfig(architecture="fmnist-wide-whitened", epochs=1, batch_size=128, subset=1024,
+    config = TrainConfig(architecture="fmnist-wide-whitened-pooled", epochs=1, batch_size=128, subset=1024,
                          test_subset=200, validation_split=0.0, augmentation=True)
     status = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
     model = load_model(status["model_id"], tmp_path / "models")
