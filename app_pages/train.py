@@ -13,16 +13,16 @@ from ui.common import activate_button
 ACTIVE_STATES = jobs.ACTIVE_STATES
 POLL_SECONDS = 1.0
 # What the presets take on CPUs other than the one the preset help describes (Intel with AMX), measured on
-# 2-core AMD EPYCs (BENCHMARKS.md, sessions 14 and 17-18): a user there should know before pressing Start that the
-# default is a matter of half an hour or an hour.
+# 2-core AMD EPYCs (BENCHMARKS.md, sessions 14, 17-18 and 19): a user there should know before pressing Start
+# that the default is a matter of ten minutes or an hour.
 CPU_NOTES = {
     None: "This machine's CPU has no bfloat16 units, so training runs in float32 and takes longer: on a "
           "2-core CPU like this, quick about 1.5 minutes, standard about an hour, best about 2.5 hours. "
           "The time left is estimated once a job runs.",
-    "avx512_bf16": "This machine's CPU computes bfloat16 with AVX-512 instructions, not AMX matrix units, so "
-                   "training takes longer than the preset help says (AMX): on a 2-core CPU like this, quick "
-                   "about half a minute, standard about 21 minutes, best about an hour. The time left is "
-                   "estimated once a job runs.",
+    "avx512_bf16": "This machine's CPU computes bfloat16 with AVX-512 instructions, not AMX matrix units: on "
+                   "2-core AMD EPYCs like this, quick takes 15-30 seconds, standard about 9 minutes on a Zen 5 "
+                   "(about 17 on a Zen 4, estimated), best half an hour on a Zen 5 and an hour on a Zen 4. The "
+                   "time left is estimated once a job runs.",
 }
 
 
@@ -232,7 +232,7 @@ def training_form() -> TrainConfig | None:
     """The hyperparameter form; returns a config when Start was pressed."""
     preset_name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("standard"), key="train_preset",
                                help="On a 2-core Intel CPU with AMX units (BENCHMARKS.md): quick, about "
-                                    "92 % in under half a minute; standard (the default), about 94 % in 9 minutes; "
+                                    "92.5 % in under half a minute; standard (the default), about 94 % in 9 minutes; "
                                     "best, the shipped model's recipe, about 25 minutes.")
     units = cpu_bfloat16_units()
     if units in CPU_NOTES:
