@@ -194,7 +194,7 @@ def _patch_moments(images: np.ndarray, size: int, chunk: int = 500) -> tuple[np.
 
 def whiten_first_layer(model: keras.Model, images: np.ndarray) -> bool:
     """Set a model's patch-whitening layer (if it has one, also inside a wrapper) from training images."""
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if layer.name == WHITENING_LAYER:
             size = layer.kernel.shape[0]
             layer.set_weights(list(patch_whitening_weights(images, size=size)))
@@ -202,11 +202,12 @@ def whiten_first_layer(model: keras.Model, images: np.ndarray) -> bool:
     return False
 
 
-def _all_layers(model: keras.Model):
+def all_layers(model: keras.Model):
+    """Every layer of a model, depth first, the layers of nested models included."""
     for layer in model.layers:
         yield layer
-        if isinstance(layer, keras.Model):
-            yield from _all_layers(layer)
+        if hasattr(layer, "layers"):
+            yield from all_layers(layer)
 
 
 def _whitening_stem(hidden: keras.KerasTensor, size: int = 3) -> keras.KerasTensor:

@@ -309,13 +309,9 @@ def batch_norm_layers(model) -> list:
     """Every BatchNormalization layer of a model, nested models included."""
     import keras
 
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-        elif hasattr(layer, "layers"):
-            found += batch_norm_layers(layer)
-    return found
+    from fmnist_core.models import all_layers
+
+    return [layer for layer in all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
 
 
 def run_length_momentum(steps_per_epoch: int, default: float = 0.99) -> float:
