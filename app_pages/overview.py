@@ -45,7 +45,8 @@ else:
     st.caption(
         f"Trained {meta.get('created_at', '?')[:19].replace('T', ' ')} UTC with preset "
         f"**{config.get('preset') or 'custom'}**: {meta.get('epochs_run', config.get('epochs'))} epochs, batch "
-        f"{config.get('batch_size')}, learning rate {config.get('learning_rate')}, augmentation: "
+        f"{meta.get('batch_size_used') or config.get('batch_size')}, learning rate {config.get('learning_rate')}, "
+        "augmentation: "
         f"{TrainConfig.from_dict(config).augmentation_summary()}; {meta.get('dataset', {}).get('train_images', '?')} "
         f"training images; TensorFlow {meta.get('versions', {}).get('tensorflow', '?')}. Test-time augmentation: "
         f"{tta_summary(meta.get('tta'))}.")

@@ -6,7 +6,7 @@ import streamlit as st
 from fmnist_core import exports, jobs, photo, registry
 from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, OPTIMIZERS, PRESETS, TrainConfig, accuracy_warning
 from fmnist_core.models import ARCHITECTURE_SUMMARIES, ARCHITECTURES
-from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, cpu_bfloat16_units, read_history
+from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, MIN_RUN_STEPS, cpu_bfloat16_units, read_history
 from ui.auth import admin_allowed, admin_unlocked
 from ui.common import activate_button
 
@@ -142,6 +142,10 @@ def show_job(status: dict) -> None:
     config = status.get("config", {})
     columns[2].metric("Architecture", config.get("architecture", "?"))
     columns[3].metric("Test accuracy", f"{status['test_accuracy']:.2%}" if status.get("test_accuracy") else "–")
+    if status.get("batch_size") and status["batch_size"] != config.get("batch_size"):
+        st.caption(f"A short run: it trains in batches of {status['batch_size']} instead of "
+                   f"{config.get('batch_size')}, so that the net gets at least {MIN_RUN_STEPS} steps (in fewer it is "
+                   "left half-trained).")
     history = show_curves(run_dir)
     if history and state not in ACTIVE_STATES:
         left, right = st.columns(2)

@@ -438,18 +438,37 @@ def endless_batches(images: np.ndarray, labels: np.ndarray, batch_size: int, see
     return data.with_options(options)
 
 
-def fit_split(n_images: int, config: TrainConfig) -> tuple[int, int, int]:
-    """How many images are fitted and held out for validation (the tail), and the batches per epoch."""
+# A run shorter than this many optimizer steps trains with smaller batches (run_length_batch_size).
+MIN_RUN_STEPS = 200
+MIN_RUN_LENGTH_BATCH = 32
+
+
+def run_length_batch_size(n_fit: int, config: TrainConfig) -> int:
+    """The batch size a run trains with: the configured one, halved (not below 32) until the run takes 200 steps.
+
+    6,000 images for 3 epochs in batches of 256 are 66 steps: too few for the tutorial net (78 %; 83.7 % in
+    batches of 64, 267 steps), and the batch-norm nets ended 2-3 points under their batch-64 runs in about
+    the same time (BENCHMARKS.md). Full-size runs and the presets keep their batch size.
+    """
+    batch_size = config.batch_size
+    while batch_size > MIN_RUN_LENGTH_BATCH and batch_count(n_fit, batch_size) * config.total_epochs < MIN_RUN_STEPS:
+        batch_size = max(MIN_RUN_LENGTH_BATCH, batch_size // 2)
+    return batch_size
+
+
+def fit_split(n_images: int, config: TrainConfig) -> tuple[int, int, int, int]:
+    """Images fitted and held out for validation (the tail), the batch size trained with, and batches per epoch."""
     n_val = int(n_images * config.validation_split)
     n_fit = n_images - n_val
-    return n_fit, n_val, batch_count(n_fit, config.batch_size)
+    batch_size = run_length_batch_size(n_fit, config)
+    return n_fit, n_val, batch_size, batch_count(n_fit, batch_size)
 
 
 def fit_arguments(images: np.ndarray, labels: np.ndarray, config: TrainConfig, seed: int, first_pass: int = 0,
                   flip_phase: int = 0) -> dict:
     """fit's data arguments: the training stream and, when the config holds out a share, the validation one."""
-    n_fit, n_val, steps_per_epoch = fit_split(len(images), config)
-    arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], config.batch_size, seed, first_pass,
+    n_fit, n_val, batch_size, steps_per_epoch = fit_split(len(images), config)
+    arguments = {"x": endless_batches(images[:n_fit], labels[:n_fit], batch_size, seed, first_pass,
                                       alternating_flips=config.alternating_flips, flip_phase=flip_phase),
                  "steps_per_epoch": steps_per_epoch,
                  "shuffle": False}  # the stream shuffles itself (Keras would only warn that it cannot)
@@ -571,7 +590,7 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
     order = np.random.default_rng(config.seed).permutation(len(x_train))
     x_train, y_train = x_train[order], y_train[order]
 
-    _, n_val, steps_per_epoch = fit_split(len(x_train), config)
+    _, n_val, batch_size, steps_per_epoch = fit_split(len(x_train), config)
     main_steps = steps_per_epoch * config.epochs
     averaging = run_length_averaging(config.weight_averaging, main_steps)
     strategy = pick_strategy()
@@ -583,6 +602,8 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
         whiten_first_layer(model, x_train)  # a resumed or fine-tuned run then loads the saved whitening
         if config.init_from:
             start_from(model, config, models_root)
+    if batch_size != config.batch_size:
+        reporter.write(batch_size=batch_size)  # the Train page says why the batches are smaller than asked
     done = checkpoint.epoch if checkpoint else 0
     callbacks, cancel = make_callbacks(reporter, steps_per_epoch, resumed_epochs=done)
     started, started_cpu = time.perf_counter(), time.process_time()
@@ -645,7 +666,8 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
         "train_seconds": round(train_seconds, 2),
         "train_cpu_seconds": round(train_cpu_seconds, 2),
         "epochs_run": len(history),
-        "images_per_second": round(len(history) * steps_per_epoch * config.batch_size / train_seconds, 1),
+        "images_per_second": round(len(history) * steps_per_epoch * batch_size / train_seconds, 1),
+        "batch_size_used": batch_size,
         "history": history,
         "params": int(network.count_params()),
         "batch_norm": {"momentum": run_length_momentum(steps_per_epoch), "recalibrated_layers": recalibrated,

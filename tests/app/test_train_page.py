@@ -56,6 +56,8 @@ def test_start_tiny_job_shows_progress_and_registers_model(registry_dir):
     assert_clean(app)
     assert any("finished" in str(m.value) for m in app.markdown)
     assert app.get("vega_lite_chart"), "loss/accuracy curves are drawn"
+    # 256 images for 2 epochs are 2 batches of 256 each: the run trained in batches of 32 and says so.
+    assert any("batches of 32 instead of 256" in c.value for c in app.caption)
     new = {info.model_id for info in registry.list_models()} - before
     assert new == {status["model_id"]}
     # The finished job offers to activate the new model.
