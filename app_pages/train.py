@@ -253,7 +253,10 @@ def training_form() -> TrainConfig | None:
         epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, base.epochs, key=f"epochs_{preset_name}")
         batch_choices = [32, 64, 128, 256, 512]
         batch_size = right.selectbox("Batch size", batch_choices, index=batch_choices.index(base.batch_size),
-                                     key=f"batch_{preset_name}")
+                                     key=f"batch_{preset_name}",
+                                     help=f"A run that would take fewer than {MIN_RUN_STEPS} steps in batches of "
+                                          "this size (a few thousand images for a few epochs) trains in smaller "
+                                          "ones, down to 32, so that the net is not left half-trained.")
         learning_rate = left.number_input("Peak learning rate", 1e-5, 0.1, base.learning_rate, format="%.4f",
                                           key=f"lr_{preset_name}", help="Warm-up, then cosine decay to zero.")
         validation_split = middle.slider("Validation split", 0.0, 0.5, base.validation_split, 0.05,
