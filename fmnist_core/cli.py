@@ -147,12 +147,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = {"model_id": status["model_id"], "test_accuracy": status["test_accuracy"],
               "test_loss": status["test_loss"], "train_seconds": status["train_seconds"],
               "train_cpu_seconds": status["train_cpu_seconds"], "run_dir": str(run_dir),
-              "config": config.to_dict()}
+              "batch_size_used": status.get("batch_size") or config.batch_size, "config": config.to_dict()}
     if args.json:
         _print_json(result)
     else:
+        smaller = (f" (a short run: batches of {result['batch_size_used']} instead of {config.batch_size})"
+                   if result["batch_size_used"] != config.batch_size else "")
         print(f"model {result['model_id']}: test accuracy {result['test_accuracy']:.4f} "
-              f"in {result['train_seconds']:.0f} s of training")
+              f"in {result['train_seconds']:.0f} s of training{smaller}")
     return EXIT_OK
 
 

@@ -70,6 +70,7 @@ def test_train_json_small(tmp_path):
     report = json.loads(result.stdout)
     assert {"test_accuracy", "train_seconds", "train_cpu_seconds", "model_id"} <= set(report)
     assert report["train_cpu_seconds"] > 0
+    assert (report["batch_size_used"], report["config"]["batch_size"]) == (32, 256)  # 1 step of 256: too short
 
 
 def test_evaluate_tta_record_updates_meta(registry_dir):
