@@ -147,7 +147,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = {"model_id": status["model_id"], "test_accuracy": status["test_accuracy"],
               "test_loss": status["test_loss"], "train_seconds": status["train_seconds"],
               "train_cpu_seconds": status["train_cpu_seconds"], "run_dir": str(run_dir),
-              "batch_size_used": status.get("batch_size") or config.batch_size, "config": config.to_dict()}
+              "batch_size_used": status["batch_size"], "config": config.to_dict()}
     if args.json:
         _print_json(result)
     else:

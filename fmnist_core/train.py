@@ -602,8 +602,7 @@ def _train(config, reporter, dataset, console, activate, models_root, checkpoint
         whiten_first_layer(model, x_train)  # a resumed or fine-tuned run then loads the saved whitening
         if config.init_from:
             start_from(model, config, models_root)
-    if batch_size != config.batch_size:
-        reporter.write(batch_size=batch_size)  # the Train page says why the batches are smaller than asked
+    reporter.write(batch_size=batch_size)  # where it is smaller than asked, the Train page says why
     done = checkpoint.epoch if checkpoint else 0
     callbacks, cancel = make_callbacks(reporter, steps_per_epoch, resumed_epochs=done)
     started, started_cpu = time.perf_counter(), time.process_time()
