@@ -107,3 +107,28 @@ def test_drawings_bench_scores_a_registry_model(registry_dir, capsys, monkeypatc
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(report[model_id]) == {"filled", "outline"}
     assert all(0 <= report[model_id][style]["accuracy"] <= 1 for style in ("filled", "outline"))
+
+
+def test_ensembles_bench_averages_members_over_their_views(registry_dir, tmp_path, monkeypatch):
+    import json
+    import sys
+
+    import numpy as np
+
+    from bench import ensembles
+    from fmnist_core.registry import get_active_id
+
+    model_id = get_active_id()
+    out = tmp_path / "ensembles.json"
+    monkeypatch.setattr(sys, "argv", ["bench.ensembles", "--models", f"{model_id},{registry_dir / model_id}",
+                                      "--out", str(out)])
+    ensembles.main()
+    alone_by_id, alone_by_dir, together = json.loads(out.read_text())["rows"]
+    assert together["members"] == [model_id, model_id] and together["params"] == 2 * alone_by_id["params"] > 0
+    for views in ("plain", "flip", "flip+shift"):  # a model averaged with itself answers as it does alone
+        assert together[views] == alone_by_id[views] == alone_by_dir[views]
+    labels = np.array([0, 1])
+    confident_wrong = np.array([[[0.1, 0.9], [0.9, 0.1]]] * 10)  # 10 views x 2 images x 2 classes
+    barely_right = np.array([[[0.6, 0.4], [0.4, 0.6]]] * 10)
+    assert ensembles.accuracies([barely_right], labels)["plain"] == 1.0
+    assert ensembles.accuracies([barely_right, confident_wrong], labels)["flip+shift"] == 0.0
