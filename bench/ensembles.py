@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_core import registry
-from fmnist_core.data import load_dataset
+from fmnist_core.data import load_dataset, to_model_input
 from fmnist_core.predict import tta_views
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,17 +54,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results" / "ensembles.json")
     args = parser.parse_args()
     dataset = load_dataset()
-    images, labels = (dataset.x_test.astype("float32") / 255.0)[..., None], dataset.y_test
-    names, probabilities, params = [], {}, {}
-    for model in args.models.split(","):
-        name = Path(model).name
-        keras_model, params[name] = load(model)
-        probabilities[name] = view_probabilities(keras_model, images)
-        names.append(name)
+    images, labels = to_model_input(dataset.x_test), dataset.y_test
+    models = args.models.split(",")
+    names = [Path(model).name for model in models]
+    # By position, not by name: two directories may hold models of the same id.
+    probabilities, params = [], []
+    for model in models:
+        keras_model, count = load(model)
+        probabilities.append(view_probabilities(keras_model, images))
+        params.append(count)
     rows = []
-    for size in range(1, len(names) + 1):
-        for members in itertools.combinations(names, size):
-            rows.append({"members": list(members), "params": sum(params[m] for m in members),
+    for size in range(1, len(models) + 1):
+        for members in itertools.combinations(range(len(models)), size):
+            rows.append({"members": [names[m] for m in members], "params": sum(params[m] for m in members),
                          **accuracies([probabilities[m] for m in members], labels)})
     print("| members | parameters | plain | flip | flip+shift |\n|---|---|---|---|---|")
     for row in rows:
