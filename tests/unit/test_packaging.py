@@ -1,4 +1,4 @@
-"""What CI can check of the Docker image without a Docker engine, and that README, CI and setup agree."""
+"""The Docker recipe read as text (tests/e2e/test_container.py builds and runs it); README, CI and setup agree."""
 
 from __future__ import annotations
 
@@ -13,19 +13,26 @@ def dockerfile() -> str:
 
 def test_dockerfile_installs_with_the_same_setup_script():
     text = dockerfile()
-    assert re.search(r"^FROM python:3\.11-slim", text, re.M)
-    assert re.search(r"^RUN bash scripts/setup\.sh", text, re.M), "one install script for Docker, README and CI"
+    assert re.search(r"^FROM python:3\.11-slim AS build", text, re.M) and re.search(r"^FROM python:3\.11-slim$", text, re.M)
+    assert re.search(r"&& bash scripts/setup\.sh \\$", text, re.M), "one install script for Docker, README and CI"
     assert "dataset-fashion-mnist" in (REPO_ROOT / "scripts" / "setup.sh").read_text()
 
 
-def test_dockerfile_runs_safely_and_persists_models():
+def test_dockerfile_runs_safely_and_keeps_the_users_registry_apart():
     text = dockerfile()
     user = re.findall(r"^USER (\S+)", text, re.M)
     assert user and user[-1] not in ("root", "0")
     assert re.search(r"^EXPOSE 8501", text, re.M)
-    assert re.search(r"^HEALTHCHECK .*", text, re.M) and "/_stcore/health" in text
-    assert re.search(r'^VOLUME \["/app/models"\]', text, re.M)
-    assert re.search(r'^CMD \["bash", "scripts/serve.sh"\]', text, re.M)
+    health = text[text.index("HEALTHCHECK"):]
+    assert "/_stcore/health" in health and "os.environ.get('PORT'" in health
+    assert re.search(r'^VOLUME \["/data"\]', text, re.M) and "FMNIST_MODELS_DIR=/data/models" in text
+    assert re.search(r'^CMD \["bash", "scripts/container/entrypoint.sh"\]', text, re.M)
+
+
+def test_the_build_context_leaves_out_what_a_checkout_makes():
+    ignored = (REPO_ROOT / ".dockerignore").read_text().split()
+    for name in (".venv", ".git", "runs", "test-artifacts", "feedback"):
+        assert name in ignored, name
 
 
 def test_ci_runs_the_readme_test_command():
@@ -35,10 +42,15 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(r"^bash scripts/test\.sh", ci, re.M)
 
 
-def test_requirements_are_pinned():
-    for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
+def test_requirements_are_pinned_and_the_test_tools_kept_out_of_the_run_time_ones():
+    runtime = (REPO_ROOT / "requirements.txt").read_text()
+    dev = (REPO_ROOT / "requirements-dev.txt").read_text()
+    for line in (runtime + dev).splitlines():
+        if line.strip() and not line.startswith(("#", "-r ")):
             assert "==" in line, line
+    assert "-r requirements.txt" in dev
+    for tool in ("pytest", "playwright", "ruff"):
+        assert tool not in runtime and tool in dev
 
 
 def test_shipped_model_is_active_and_small():
