@@ -14,6 +14,7 @@ PAGES = [
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
     st.Page("app_pages/classify.py", title="Classify", icon=":material/search:"),
+    st.Page("app_pages/feedback.py", title="Corrections", icon=":material/rate_review:"),
 ]
 
 st.navigation(PAGES).run()

@@ -1,12 +1,15 @@
 """Classify: upload or take photos, or draw a garment; see which model answered, its doubt and what each model saw."""
 
+import hashlib
+import uuid
+
 import cv2
 import numpy as np
 import pandas as pd
 import streamlit as st
 from matplotlib import colormaps
 
-from fmnist_core import exports
+from fmnist_core import exports, feedback
 from fmnist_core.answer import Answer, answer_drawing, answer_image
 from fmnist_core.predict import Classifier
 from fmnist_core.preprocess import EmptyImageError, ImageError
@@ -14,6 +17,8 @@ from ui.common import UPLOAD_LIMIT_MB, get_classifier, get_photo_model, upscale
 
 UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif"]
 CANVAS_SIZE = 280
+FEEDBACK_CHOICES = {**{name: name for name in feedback.CLASS_NAMES},
+                    "not one of the ten classes": feedback.NONE_LABEL}
 MODEL_CHOICES = {"Automatic: photos to the photo model": "auto", "Always the photo model": "photo",
                  "Always the Fashion-MNIST CNN": "cnn"}
 
@@ -96,8 +101,47 @@ def show_answer(answer: Answer) -> None:
         show_cnn_view(answer, "The Fashion-MNIST CNN's view")
 
 
+def feedback_box(data: bytes, answer: Answer, photo_model, cnn_model_id: str, source: str) -> None:
+    """'Right' or 'Wrong, it is a ...' under an answer: sends the photo to the corrections store, once."""
+    key = hashlib.sha256(data).hexdigest()[:12]
+    sent = st.session_state.get(f"feedback_sent_{key}")
+    if sent:
+        st.caption(f":material/check: Thank you: stored as correction {sent}. An admin reviews it before the photo "
+                   "model learns from it.")
+        return
+    with st.container(border=True):
+        st.caption("Was this right? Your photo is kept only if you send an answer below (a copy at most 512 px, "
+                   "no location or camera data), and nothing learns from it until an admin accepts it.")
+        right, label, send = st.columns([1, 2, 1], vertical_alignment="bottom")
+        said_right = right.button("Right", icon=":material/thumb_up:", key=f"feedback_right_{key}")
+        given = label.selectbox("Wrong, it is a…", list(FEEDBACK_CHOICES), index=None, key=f"feedback_label_{key}",
+                                placeholder="choose what it really is")
+        said_wrong = send.button("Send correction", icon=":material/school:", disabled=given is None,
+                                 key=f"feedback_send_{key}")
+    if not (said_right or said_wrong):
+        return
+    answered = answer.class_name if answer.class_index is not None else feedback.NONE_LABEL
+    correction = feedback.Correction(
+        label=answered if said_right else FEEDBACK_CHOICES[given], verdict="right" if said_right else "wrong",
+        photo_model_id=photo_model.model_id if answer.model == "photo" else None,
+        photo_answer=answered if answer.model == "photo" else None,
+        cnn_model_id=cnn_model_id if answer.cnn else None,
+        cnn_answer=answer.cnn.class_name if answer.cnn else None,
+        token=st.session_state.setdefault("feedback_token", uuid.uuid4().hex), source=source)
+    try:
+        with st.spinner("Storing your correction…"):
+            correction_id = feedback.add_with_model(data, correction, photo_model)
+    except feedback.RateLimited as error:
+        st.warning(str(error))
+    except (feedback.FeedbackError, ImageError, ValueError) as error:
+        st.error(f"Your correction was not stored: {error}")
+    else:
+        st.session_state[f"feedback_sent_{key}"] = correction_id
+        st.rerun()
+
+
 def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, choice: str, photo_model,
-                   problem: str | None) -> dict:
+                   problem: str | None, source: str = "upload") -> dict:
     """One uploaded or camera image: size check, answer, show; any bad file gets one clear line.
 
     Returns the answer's record for the batch CSV (with an "error" instead when there is none).
@@ -122,6 +166,7 @@ def classify_bytes(name: str, data: bytes, size: int, classifier: Classifier, ch
     photo.image(shown, caption="Your image", width="stretch")
     with result:
         show_answer(answer)
+        feedback_box(data, answer, photo_model, classifier.model_id, source)
     return {"file": name, **answer.to_json()}
 
 
@@ -153,7 +198,8 @@ def camera_tab(classifier: Classifier, choice: str, photo_model, problem: str | 
     if shot is None:
         st.caption("Nothing is sent anywhere but this app's server; the photo is not stored.")
         return
-    classify_bytes("Camera photo", shot.getvalue(), shot.size, classifier, choice, photo_model, problem)
+    classify_bytes("Camera photo", shot.getvalue(), shot.size, classifier, choice, photo_model, problem,
+                   source="camera")
 
 
 def draw_tab(classifier: Classifier) -> None:

@@ -3,9 +3,10 @@
 import pandas as pd
 import streamlit as st
 
-from fmnist_core import exports, jobs, photo, registry
+from fmnist_core import exports, feedback, jobs, photo, registry
 from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, OPTIMIZERS, PRESETS, TrainConfig, accuracy_warning
 from fmnist_core.models import ARCHITECTURE_SUMMARIES, ARCHITECTURES
+from fmnist_core.photo_train import PhotoTrainConfig
 from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, MIN_RUN_STEPS, cpu_bfloat16_units, read_history
 from ui.auth import admin_allowed, admin_unlocked
 from ui.common import activate_button
@@ -120,6 +121,8 @@ def photo_model_row(label: str, meta: dict) -> dict:
     return {"": label, "model": meta.get("model_id"), "held-out photos right": test.get("accuracy"),
             "sure answers right": test.get("sure_accuracy"), "photos answered sure": test.get("sure_coverage"),
             "hats/shorts/skirts flagged": test.get("not_of_the_ten_flagged"),
+            "corrections used": (meta.get("corrections") or {}).get("count", 0),
+            "corrections right (cross-validated)": (meta.get("corrections") or {}).get("cross_validated_accuracy"),
             "temperature": (meta.get("calibration") or {}).get("temperature"),
             "train time (s)": meta.get("train_seconds")}
 
@@ -199,15 +202,41 @@ def show_photo_job(status: dict) -> None:
         show_photo_comparison(status)
 
 
+def corrections_choice() -> tuple[bool, float]:
+    """How many accepted corrections there are, per class, and whether (and how much) the head trains on them."""
+    try:
+        accepted = feedback.counts()["accepted"]
+    except feedback.FeedbackError as error:
+        st.warning(f"The corrections cannot be read, so the head trains without them: {error}")
+        return False, PhotoTrainConfig.feedback_weight
+    total = sum(accepted.values())
+    if not total:
+        st.caption("No accepted corrections yet: when people correct the photo model on the Classify page and an "
+                   "admin accepts their corrections (Corrections page), they can train it here.")
+        return False, PhotoTrainConfig.feedback_weight
+    left, right = st.columns([1, 2])
+    with left:
+        use = st.checkbox(f"Include the {total} accepted correction(s)", value=True, key="photo_with_feedback")
+        weight = st.number_input("Weight of a correction", min_value=1.0, max_value=200.0,
+                                 value=PhotoTrainConfig.feedback_weight, step=5.0, disabled=not use,
+                                 key="photo_feedback_weight",
+                                 help="How much more one correction counts than one photo of the pool: a handful of "
+                                      "corrections must be able to move a head fitted on 3,400 photos.")
+    right.bar_chart(pd.DataFrame({"class": list(accepted), "accepted corrections": list(accepted.values())}),
+                    x="class", y="accepted corrections", horizontal=True, height=180)
+    return use, float(weight)
+
+
 def photo_training_section() -> None:
     """Retrain the photo model's head on the cached real-photo features (about half a minute)."""
     st.subheader("Photo model")
     st.caption("The photo model answers real photos: a pretrained EfficientNet-Lite0 whose features feed a head "
                "trained on 3,600 real phone photos. Retraining the head takes about half a minute (5-fold "
                "cross-validated calibration, then the final fit) and runs as the background job too.")
+    with_feedback, weight = corrections_choice()
     if st.button("Train the photo model's head", icon=":material/photo_library:", key="photo_train_start"):
         try:
-            jobs.start_photo()
+            jobs.start_photo(with_feedback=with_feedback, feedback_weight=weight)
             st.toast("Photo model training started")
             st.rerun()
         except jobs.JobBusyError as error:

@@ -1,4 +1,4 @@
-"""Command line: python -m fmnist_core {train,evaluate,predict,train-photo,models,activate,delete}."""
+"""Command line: python -m fmnist_core {train,evaluate,predict,train-photo,models,activate,delete,feedback}."""
 
 from __future__ import annotations
 
@@ -90,6 +90,30 @@ def build_parser() -> argparse.ArgumentParser:
     train_photo.add_argument("--run-dir", type=Path, help="where progress files go (the Train page's job uses it)")
     train_photo.add_argument("--activate", action="store_true", help="make the new head the active photo model")
     train_photo.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    train_photo.add_argument("--with-feedback", action="store_true",
+                             help="train on the accepted corrections too (python -m fmnist_core feedback)")
+    train_photo.add_argument("--feedback-weight", type=float,
+                             help="how much more an accepted correction weighs than a pool photo (default 20)")
+
+    feedback = sub.add_parser("feedback", help="the corrections people sent: add, list, review, export")
+    feedback_sub = feedback.add_subparsers(dest="feedback_command", required=True)
+    add = feedback_sub.add_parser("add", help="store photos with the label they should have had")
+    add.add_argument("files", nargs="+", type=Path)
+    add.add_argument("--label", required=True, help="one of the ten class names as the app writes them, or none")
+    add.add_argument("--accept", action="store_true", help="accept them for training at once (admin)")
+    add.add_argument("--json", action="store_true")
+    listing = feedback_sub.add_parser("list", help="the stored corrections, newest first")
+    listing.add_argument("--status", choices=("pending", "accepted", "rejected"))
+    listing.add_argument("--json", action="store_true")
+    for name, text in (("accept", "accept corrections for training (admin)"),
+                       ("reject", "reject corrections (admin)"), ("delete", "delete corrections, photo and all (admin)")):
+        review = feedback_sub.add_parser(name, help=text)
+        review.add_argument("ids", nargs="+", type=int)
+    export = feedback_sub.add_parser("export", help="a ZIP of the photos and a CSV of the corrections")
+    export.add_argument("out", type=Path)
+    for command in (add, *(feedback_sub.choices[name] for name in ("accept", "reject", "delete"))):
+        command.add_argument("--admin-password", help="the admin password, when FMNIST_ADMIN_PASSWORD is set "
+                                                      "(asked for on a terminal when left out)")
 
     models = sub.add_parser("models", help="list the registry (CNN models, then photo models)")
     models.add_argument("--json", action="store_true")
@@ -229,7 +253,9 @@ def cmd_train_photo(args: argparse.Namespace) -> int:
     from fmnist_core.photo import save_photo_head
     from fmnist_core.photo_train import FEATURES_FILE, PhotoTrainConfig, train_photo_head
 
-    config = PhotoTrainConfig() if args.l2 is None else PhotoTrainConfig(l2=args.l2)
+    overrides = {"l2": args.l2, "feedback_weight": args.feedback_weight}
+    config = PhotoTrainConfig(with_feedback=args.with_feedback,
+                              **{key: value for key, value in overrides.items() if value is not None})
     reporter = _photo_progress(args.run_dir, config) if args.run_dir else None
     try:
         head = train_photo_head(config, args.features or FEATURES_FILE,
@@ -248,13 +274,20 @@ def cmd_train_photo(args: argparse.Namespace) -> int:
     result = {"model_id": model_id, "activated": args.activate, "temperature": head.temperature,
               "sure_threshold": head.sure_threshold, "train_seconds": head.meta["train_seconds"],
               "test": {key: test[key] for key in ("accuracy", "sure_coverage", "sure_accuracy",
-                                                   "not_of_the_ten_flagged")}}
+                                                   "not_of_the_ten_flagged")},
+              "corrections": {key: value for key, value in (head.meta.get("corrections") or {}).items()
+                              if key != "ids"} or None}
     if args.json:
         _print_json(result)
     else:
         print(f"photo model {model_id}: held-out real photos {test['accuracy']:.1%} right; sure answers "
               f"{test['sure_accuracy']:.1%} right on {test['sure_coverage']:.0%} of photos; hats, shorts and "
               f"skirts flagged {test['not_of_the_ten_flagged']:.0%} ({head.meta['train_seconds']:.0f} s)")
+        if result["corrections"]:
+            corrections = result["corrections"]
+            right = corrections["cross_validated_accuracy"]
+            print(f"  with {corrections['count']} accepted correction(s) (weight {corrections['weight']:g}), "
+                  f"{'-' if right is None else f'{right:.0%}'} of them right when left out (cross-validated)")
     return EXIT_OK
 
 
@@ -333,14 +366,98 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def require_admin(args: argparse.Namespace, action: str) -> None:
+    """ValueError unless this command may change things: no admin password set, or the right one given."""
+    import getpass
+
+    from fmnist_core.security import admin_policy, password_matches
+
+    policy = admin_policy()
+    if policy.mode == "open":
+        return
+    if policy.mode == "disabled":
+        raise ValueError(f"{action} is turned off in this deployment (FMNIST_DISABLE_ADMIN)")
+    given = getattr(args, "admin_password", None)
+    if given is None and sys.stdin.isatty():
+        given = getpass.getpass("admin password: ")
+    if not password_matches(given, policy):
+        raise ValueError(f"{action} needs the admin password (--admin-password; FMNIST_ADMIN_PASSWORD is set)")
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """feedback add / list / accept / reject / delete / export."""
+    from fmnist_core import feedback
+
+    command = args.feedback_command
+    if command == "add":
+        return _feedback_add(args)
+    if command == "list":
+        rows = feedback.list_corrections(status=args.status)
+        if args.json:
+            _print_json(rows)
+        elif not rows:
+            print(f"no corrections in {feedback.db_path()}")
+        for row in [] if args.json else rows:
+            print(f"{row['id']:6d}  {row['status']:8s}  {row['label']:12s}  photo model said "
+                  f"{row['photo_answer'] or '-'}  ({row['source']}, {row['created_at'][:19]})")
+        return EXIT_OK
+    if command in ("accept", "reject", "delete"):
+        require_admin(args, f"{command.capitalize()}ing corrections")
+        if command == "delete":
+            changed = feedback.delete(args.ids)
+        else:
+            changed = feedback.set_status(args.ids, "accepted" if command == "accept" else "rejected")
+        print(f"{command}{'d' if command.endswith('e') else 'ed'} {changed} correction(s)")
+        return EXIT_OK
+    data = feedback.export_zip()
+    args.out.write_bytes(data)
+    print(f"wrote {args.out} ({len(data) / 1e6:.1f} MB)")
+    return EXIT_OK
+
+
+def _feedback_add(args: argparse.Namespace) -> int:
+    """Store each file as a correction; a bad file gets one line and the others go on."""
+    from fmnist_core import feedback
+    from fmnist_core.photo import Backbone, PhotoModel, PhotoModelError
+    from fmnist_core.preprocess import ImageError, decode
+
+    label = feedback.label_name(args.label)
+    if args.accept:
+        require_admin(args, "Accepting corrections")
+    try:
+        model = PhotoModel.load()
+    except PhotoModelError:
+        model = None  # the corrections are still stored, without the photo model's answer
+    backbone = model.backbone if model else Backbone()
+    records = []
+    for path in args.files:
+        try:
+            data = path.read_bytes()
+            answer = model.answer_photo(decode(data)) if model else None
+            correction = feedback.Correction(label, "wrong", model.model_id if model else None,
+                                             answer.name if answer else None, source="cli")
+            records.append({"file": str(path), "id": feedback.add(data, correction, backbone, accept=args.accept)})
+        except (OSError, ImageError) as error:
+            records.append({"file": str(path), "error": str(error).splitlines()[0] if str(error) else type(error).__name__})
+    if args.json:
+        _print_json(records)
+    else:
+        for record in records:
+            print(f"{record['file']}: " + (f"ERROR {record['error']}" if "error" in record else
+                                           f"stored as correction {record['id']} ({label}"
+                                           f"{', accepted' if args.accept else ', pending review'})"))
+    return EXIT_SOME_FAILED if any("error" in record for record in records) else EXIT_OK
+
+
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "train-photo": cmd_train_photo,
             "models": cmd_models,
-            "activate": cmd_activate, "delete": cmd_delete}
+            "activate": cmd_activate, "delete": cmd_delete, "feedback": cmd_feedback}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; expected failures print one line on stderr instead of a traceback."""
     from fmnist_core.data import DatasetError
+    from fmnist_core.feedback import FeedbackError
     from fmnist_core.registry import RegistryError
     from fmnist_core.train import TrainingCancelled
 
@@ -348,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, RegistryError, ValueError) as error:
+    except (DatasetError, RegistryError, FeedbackError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except TrainingCancelled:

@@ -117,12 +117,18 @@ def start(config: TrainConfig, root: Path | None = None, activate: bool = False,
     return _spawn(arguments, config.to_dict(), config.total_epochs, "cnn", root, extra_env)
 
 
-def start_photo(root: Path | None = None, activate: bool = False, extra_env: dict | None = None) -> str:
-    """Train the photo model's head as the background job (the same lock: one job at a time for everyone)."""
+def start_photo(root: Path | None = None, activate: bool = False, extra_env: dict | None = None,
+                with_feedback: bool = False, feedback_weight: float | None = None) -> str:
+    """Train the photo model's head as the background job (the same lock: one job at a time for everyone).
+
+    with_feedback: include the accepted corrections, each weighing feedback_weight (default: the config's).
+    """
     from fmnist_core.photo_train import PhotoTrainConfig
 
-    config = PhotoTrainConfig()
-    arguments = ["train-photo"] + (["--activate"] if activate else [])
+    config = PhotoTrainConfig(with_feedback=with_feedback,
+                              **({} if feedback_weight is None else {"feedback_weight": float(feedback_weight)}))
+    arguments = ["train-photo"] + (["--activate"] if activate else []) + (
+        ["--with-feedback", "--feedback-weight", str(config.feedback_weight)] if with_feedback else [])
     return _spawn(arguments, config.to_dict(), config.total_epochs, "photo", root, extra_env)
 
 

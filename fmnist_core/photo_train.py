@@ -78,9 +78,15 @@ class PhotoTrainConfig:
     # "Sure" from the out-of-fold answers: the lowest threshold whose accuracy's one-sided lower confidence
     # bound (Wilson, this level) still reaches sure_accuracy, so a lucky few photos above a threshold
     # do not set it. The held-out photos ran 1.5-2.5 points below the point estimate at the same threshold.
-    sure_confidence: float | None = 0.95  # None: the observed share itself (sessions 7-8)
+    sure_confidence: float | None = 0.95  # None: the observed share itself
+    with_feedback: bool = False  # train on the accepted corrections (fmnist_core.feedback) beside the pool
+    # How much more an accepted correction weighs than a pool photo of a label of the same size: a handful of
+    # corrections must be able to move a head fitted on thousands of photos (BENCHMARKS.md, teaching).
+    feedback_weight: float = 20.0
 
     def __post_init__(self):
+        if not 0 < self.feedback_weight <= 1000:
+            raise ValueError(f"feedback_weight must be in (0, 1000], not {self.feedback_weight}")
         if not self.views or self.views[0] != "whole" or len(set(self.views)) != len(self.views) \
                 or any(view not in PHOTO_VIEWS for view in self.views):
             raise ValueError(f"views must start with 'whole' and name each of {', '.join(PHOTO_VIEWS)} at most "
@@ -112,6 +118,7 @@ class PhotoSet:
     imagenet_kept: np.ndarray  # N x len(KEPT_IMAGENET)
     allowed: np.ndarray  # N x 11 bool: the outputs each photo's label allows
     splits: np.ndarray
+    boost: np.ndarray  # N: a multiplier of each photo's training weight (accepted corrections weigh more)
 
     def subset(self, split: str) -> PhotoSet:
         """The photos of one split."""
@@ -169,7 +176,24 @@ def load_photo_set(path: Path = FEATURES_FILE, views: tuple[str, ...] = ("whole"
     keep = np.isin(labels, list(SOURCE_LABEL_TARGETS))
     return PhotoSet(files[keep], labels[keep], np.concatenate(features, axis=1)[keep],
                     mean_over_views(np.stack(kept)).astype(np.float32)[keep], allowed_outputs(labels[keep]),
-                    np.array([split_of(name) for name in files[keep]]))
+                    np.array([split_of(name) for name in files[keep]]), np.ones(int(keep.sum())))
+
+
+CORRECTION_PREFIX = "correction: "  # the source label of an accepted correction ("correction: Sneaker")
+
+
+def corrections_set(views: tuple[str, ...], weight: float, path: Path | None = None) -> PhotoSet:
+    """The accepted corrections (fmnist_core.feedback) as training photos: each allows its given label only."""
+    from fmnist_core import feedback
+
+    rows = feedback.accepted_rows(views, path=path)
+    allowed = np.zeros((len(rows.ids), len(OUTPUT_NAMES)), bool)
+    for row, label in enumerate(rows.labels):
+        allowed[row, NONE_INDEX if label == feedback.NONE_LABEL else CLASS_NAMES.index(label)] = True
+    return PhotoSet(np.array([f"correction-{i}" for i in rows.ids]),
+                    np.array([CORRECTION_PREFIX + label for label in rows.labels]), rows.features.astype(np.float32),
+                    rows.imagenet_kept.astype(np.float32), allowed, np.full(len(rows.ids), "train"),
+                    np.full(len(rows.ids), float(weight)))
 
 
 def set_loss(logits: np.ndarray, allowed: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, np.ndarray]:
@@ -307,8 +331,19 @@ def fit_head(photos: PhotoSet, config: PhotoTrainConfig) -> PhotoHead:
     mean = features.mean(axis=0)
     scale = features.std(axis=0) + 1e-3
     weights, bias = fit_linear_head((features - mean) / scale, training_targets(photos, config),
-                                    sample_weights(photos.labels, config.balance), config.l2, config.max_iterations)
+                                    sample_weights(photos.labels, config.balance) * photos.boost, config.l2,
+                                    config.max_iterations)
     return PhotoHead(weights, bias, mean, scale, views=config.views, power=config.feature_power)
+
+
+def corrections_summary(corrections: PhotoSet, out_of_fold: np.ndarray, weight: float) -> dict:
+    """How many accepted corrections trained the head, per label, and how often their out-of-fold answer was right."""
+    labels = [label.removeprefix(CORRECTION_PREFIX) for label in corrections.labels]
+    right = corrections.allowed[np.arange(len(labels)), out_of_fold.argmax(axis=1)] if len(labels) else np.zeros(0)
+    return {"count": len(labels), "weight": weight,
+            "per_label": {label: labels.count(label) for label in sorted(set(labels))},
+            "cross_validated_accuracy": round(float(right.mean()), 4) if len(labels) else None,
+            "ids": [int(name.removeprefix("correction-")) for name in corrections.files]}
 
 
 def _shown_path(path: Path) -> str:
@@ -317,7 +352,7 @@ def _shown_path(path: Path) -> str:
 
 
 def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path = FEATURES_FILE,
-                     progress=None) -> PhotoHead:
+                     progress=None, feedback_path: Path | None = None) -> PhotoHead:
     """Fit the head on the training photos, calibrate on their cross-validated answers, score the held-out test split.
 
     The training split and the validation split are fitted together (85 % of the photos); the temperature
@@ -329,6 +364,10 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
     photos = load_photo_set(path, config.views)
     fitted = photos.subset("train").merged(photos.subset("val"))
     test = photos.subset("test")
+    corrections = corrections_set(config.views, config.feedback_weight, feedback_path) if config.with_feedback \
+        else None
+    if corrections is not None:
+        fitted = fitted.merged(corrections)
     folds = np.array([fold_of(name, config.folds) for name in fitted.files])
     out_of_fold = np.zeros((len(fitted.files), len(OUTPUT_NAMES)))
     for fold in range(config.folds):
@@ -362,6 +401,8 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
                         "set_loss_after": round(set_loss(out_of_fold / head.temperature, fitted.allowed)[0], 4)},
         "metrics": {"cross_validated": scores_of(probabilities, fitted, head.sure_threshold),
                     "test": scores(head, test)},
+        "corrections": corrections_summary(corrections, probabilities[len(fitted.files) - len(corrections.files):],
+                                           config.feedback_weight) if corrections is not None else None,
         "train_seconds": round(time.perf_counter() - started, 2),
         "created_at": datetime.now(UTC).isoformat(),
     }

@@ -15,6 +15,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_PHOTOS = REPO_ROOT.parent / "shared" / "photos"
 
 
+@pytest.fixture(autouse=True)
+def _private_feedback_store(tmp_path, monkeypatch):
+    """Every test writes corrections to its own database, never to the project's feedback/."""
+    monkeypatch.setenv("FMNIST_FEEDBACK_DB", str(tmp_path / "feedback" / "feedback.sqlite3"))
+
+
 @pytest.fixture(scope="session")
 def dataset():
     """The real Fashion-MNIST (installed by scripts/setup.sh)."""

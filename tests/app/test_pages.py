@@ -12,7 +12,7 @@ from fmnist_core import registry
 from fmnist_core.data import CLASS_NAMES
 from tests.app.conftest import assert_clean, open_page
 
-PAGES = ["overview", "dataset", "train", "evaluate", "classify"]
+PAGES = ["overview", "dataset", "train", "evaluate", "classify", "feedback"]
 
 
 def texts(app) -> str:

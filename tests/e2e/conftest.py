@@ -50,6 +50,7 @@ def app_url(tmp_path_factory, trained_registry):
     shutil.copytree(source, root / "models")
     port = free_port()
     env = {**os.environ, "FMNIST_MODELS_DIR": str(root / "models"), "FMNIST_RUNS_DIR": str(root / "runs"),
+           "FMNIST_FEEDBACK_DB": str(root / "feedback.sqlite3"),
            "PORT": str(port), "ADDRESS": "127.0.0.1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     log = open(root / "streamlit.log", "w")
     SERVER_LOG[:] = [root / "streamlit.log"]

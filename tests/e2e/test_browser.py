@@ -19,7 +19,7 @@ from tests.e2e.conftest import SCREENSHOT_DIR, SERVER_LOG
 pytestmark = pytest.mark.e2e
 
 PAGES = {"": "Fashion-MNIST workbench", "dataset": "The Fashion-MNIST dataset", "train": "Train a model",
-         "evaluate": "Evaluate a model", "classify": "Classify a photo or a drawing"}
+         "evaluate": "Evaluate a model", "classify": "Classify a photo or a drawing", "feedback": "Corrections"}
 CLASS_PATTERN = "|".join(name.replace("/", "\\/") for name in CLASS_NAMES)
 
 
