@@ -17,6 +17,7 @@ from tests.conftest import REPO_ROOT
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOT_DIR = Path(os.environ.get("FMNIST_SCREENSHOT_DIR", REPO_ROOT / "test-artifacts" / "screenshots"))
 SERVER_LOG: list[Path] = []  # the running server's log, for failure messages (filled by app_url)
+SERVER_MODELS: list[Path] = []  # the running server's private registry (filled by app_url)
 
 
 def free_port() -> int:
@@ -54,6 +55,7 @@ def app_url(tmp_path_factory, trained_registry):
            "PORT": str(port), "ADDRESS": "127.0.0.1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     log = open(root / "streamlit.log", "w")
     SERVER_LOG[:] = [root / "streamlit.log"]
+    SERVER_MODELS[:] = [root / "models"]
     process = subprocess.Popen(["bash", "scripts/serve.sh", "--server.fileWatcherType", "none"], cwd=REPO_ROOT,
                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
