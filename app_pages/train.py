@@ -5,28 +5,15 @@ import streamlit as st
 
 from fmnist_core import exports, feedback, jobs, photo, registry
 from fmnist_core.config import MAX_EPOCHS, MAX_PATIENCE, OPTIMIZERS, PRESETS, TrainConfig, accuracy_warning
+from fmnist_core.estimate import estimate
 from fmnist_core.models import ARCHITECTURE_SUMMARIES, ARCHITECTURES
 from fmnist_core.photo_train import PhotoTrainConfig
-from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, MIN_RUN_STEPS, cpu_bfloat16_units, read_history
+from fmnist_core.train import BATCHES_FILE, HISTORY_COLUMNS, MIN_RUN_STEPS, read_history
 from ui.auth import admin_allowed, admin_unlocked
 from ui.common import activate_button
 
 ACTIVE_STATES = jobs.ACTIVE_STATES
 POLL_SECONDS = 1.0
-# What the presets take on CPUs other than the one the preset help describes (Intel with AMX), measured on
-# 2-core AMD EPYCs (BENCHMARKS.md, sessions 14, 17-18 and 19): a user there should know before pressing Start
-# that the default is a matter of ten minutes or an hour.
-CPU_NOTES = {
-    None: "This machine's CPU has no bfloat16 units, so training runs in float32 and takes longer: on a "
-          "2-core CPU like this, quick about 1.5 minutes, standard about an hour, best about 2.5 hours. "
-          "The time left is estimated once a job runs.",
-    "avx512_bf16": "This machine's CPU computes bfloat16 with AVX-512 instructions, not AMX matrix units: on "
-                   "2-core AMD EPYCs like this, quick takes 15-30 seconds, standard about 9 minutes on a Zen 5 "
-                   "(about 17 on a Zen 4, estimated), best half an hour on a Zen 5 and an hour on a Zen 4. The "
-                   "time left is estimated once a job runs.",
-}
-
-
 def format_seconds(seconds) -> str:
     """12 s, 3 min 05 s, 1 h 02 min."""
     if seconds is None:
@@ -262,83 +249,97 @@ def live_job_panel() -> None:
 
 
 def training_form() -> TrainConfig | None:
-    """The hyperparameter form; returns a config when Start was pressed."""
-    preset_name = st.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("standard"), key="train_preset",
-                               help="On a 2-core Intel CPU with AMX units (BENCHMARKS.md): quick, about "
-                                    "92.5 % in under half a minute; standard (the default), about 94 % in 9 minutes; "
-                                    "best, the shipped model's recipe, about 25 minutes.")
-    units = cpu_bfloat16_units()
-    if units in CPU_NOTES:
-        st.caption(CPU_NOTES[units])
+    """Preset, architecture, epochs, the estimate and Start; everything else under Advanced settings.
+
+    Returns a config when Start was pressed. Not an st.form: the estimate follows every change, and only
+    the button starts a job (Enter in a field does not).
+    """
+    left, middle, right = st.columns(3)
+    preset_name = left.selectbox("Preset", list(PRESETS), index=list(PRESETS).index("standard"), key="train_preset",
+                                 help="quick: the cheapest net that reaches about 92.5 %; standard (the default): "
+                                      "about 94 %; best: the shipped model's recipe, about 94.5 %. How long each "
+                                      "takes on this machine is estimated below.")
     base = PRESETS[preset_name]
-    # Enter in a field must not start a job of minutes with the fields typed so far: only the button does.
-    with st.form("train_form", enter_to_submit=False):
-        # Widget keys carry the preset name so that picking a preset resets the fields to its values.
+    # Widget keys carry the preset name so that picking a preset resets the fields to its values.
+    architecture = middle.selectbox("Architecture", list(ARCHITECTURES), key=f"arch_{preset_name}",
+                                    index=list(ARCHITECTURES).index(base.architecture),
+                                    help="\n".join(f"- **{name}**: {summary}"
+                                                    for name, summary in ARCHITECTURE_SUMMARIES.items()))
+    epochs = right.number_input("Epochs", 1, MAX_EPOCHS, base.epochs, key=f"epochs_{preset_name}")
+    with st.expander("Advanced settings (the preset's values)"):
         left, middle, right = st.columns(3)
-        architecture = left.selectbox("Architecture", list(ARCHITECTURES), key=f"arch_{preset_name}",
-                                      index=list(ARCHITECTURES).index(base.architecture),
-                                      help="\n".join(f"- **{name}**: {summary}"
-                                                     for name, summary in ARCHITECTURE_SUMMARIES.items()))
-        epochs = middle.number_input("Epochs", 1, MAX_EPOCHS, base.epochs, key=f"epochs_{preset_name}")
         batch_choices = [32, 64, 128, 256, 512]
-        batch_size = right.selectbox("Batch size", batch_choices, index=batch_choices.index(base.batch_size),
-                                     key=f"batch_{preset_name}",
-                                     help=f"A run that would take fewer than {MIN_RUN_STEPS} steps in batches of "
-                                          "this size (a few thousand images for a few epochs) trains in smaller "
-                                          "ones, down to 32, so that the net is not left half-trained.")
-        learning_rate = left.number_input("Peak learning rate", 1e-5, 0.1, base.learning_rate, format="%.4f",
-                                          key=f"lr_{preset_name}", help="Warm-up, then cosine decay to zero.")
-        validation_split = middle.slider("Validation split", 0.0, 0.5, base.validation_split, 0.05,
-                                         key=f"val_{preset_name}")
-        patience = right.number_input("Early stopping patience (0 = off)", 0, MAX_PATIENCE,
-                                      base.early_stopping_patience, key=f"patience_{preset_name}",
-                                      help="Needs a validation split.")
-        augmentation = left.checkbox("Augmentation (random shifts and flips)", base.augmentation,
-                                     key=f"aug_{preset_name}")
-        subset = middle.number_input("Training images (0 = all 60,000)", 0, 60_000, 0, step=1000,
-                                     key=f"subset_{preset_name}")
-        erasing = right.slider("Random erasing", 0.0, 1.0, base.random_erasing, 0.05, key=f"erase_{preset_name}",
-                               help="With augmentation: the share of images that get a random rectangle blanked "
-                                    "out, so the net cannot rely on any one part of the garment.")
-        finetune_epochs = left.number_input("Last-stage epochs (0 = none)", 0, MAX_EPOCHS, base.finetune_epochs,
-                                            key=f"finetune_{preset_name}",
-                                            help="Extra epochs at the last-stage learning rate "
-                                                 f"({base.finetune_learning_rate:g}), after the others.")
-        shoe_pairs = middle.slider("Shoes shown as pairs (last stage)", 0.0, 1.0, base.shoe_pairs, 0.05,
-                                   key=f"pairs_{preset_name}",
-                                   help="The share of sandals, sneakers and boots shown as a pair of shoes, as "
-                                        "phone photos show them, so that a pair is recognised as the shoe.")
-        label_smoothing = right.slider("Label smoothing", 0.0, 0.5, base.label_smoothing, 0.05,
-                                       key=f"smoothing_{preset_name}",
-                                       help="The share of each training target spread over the ten classes, so "
-                                            "that the net is not pushed to be 100 % sure of every image.")
-        optimizer = left.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(base.optimizer),
-                                   key=f"optimizer_{preset_name}",
-                                   help="Adam (peak rate about 0.003), or SGD with Nesterov momentum (about 0.1).")
-        weight_decay = middle.number_input("Weight decay", 0.0, 0.1, base.weight_decay, 0.001, format="%.4f",
-                                           key=f"decay_{preset_name}",
-                                           help="Each step shrinks the weights by learning rate x this, which "
-                                                "keeps them small and the net from memorising (0 = off).")
-        averaging = right.number_input("Weight averaging (momentum)", 0.0, 0.9999, base.weight_averaging, 0.001,
-                                       format="%.4f", key=f"averaging_{preset_name}",
-                                       help="End the main stage with a moving average of its weights, which "
-                                            "smooths out the last steps' noise; 0.999 averages about the last "
-                                            "1,000 steps (kept to the last quarter of a short run). 0 = off.")
-        submitted = st.form_submit_button("Start training", icon=":material/play_arrow:", type="primary", key="train_start")
-    if not submitted:
-        return None
+        batch_size = left.selectbox("Batch size", batch_choices, index=batch_choices.index(base.batch_size),
+                                    key=f"batch_{preset_name}",
+                                    help=f"A run that would take fewer than {MIN_RUN_STEPS} steps in batches of "
+                                         "this size (a few thousand images for a few epochs) trains in smaller "
+                                         "ones, down to 32, so that the net is not left half-trained.")
+        learning_rate = middle.number_input("Peak learning rate", 1e-5, 0.1, base.learning_rate, format="%.4f",
+                                            key=f"lr_{preset_name}", help="Warm-up, then cosine decay to zero.")
+        validation_split = right.slider("Validation split", 0.0, 0.5, base.validation_split, 0.05,
+                                        key=f"val_{preset_name}")
+        patience = left.number_input("Early stopping patience (0 = off)", 0, MAX_PATIENCE,
+                                     base.early_stopping_patience, key=f"patience_{preset_name}",
+                                     help="Needs a validation split.")
+        augmentation = middle.checkbox("Augmentation (random shifts and flips)", base.augmentation,
+                                       key=f"aug_{preset_name}")
+        subset = right.number_input("Training images (0 = all 60,000)", 0, 60_000, 0, step=1000,
+                                    key=f"subset_{preset_name}")
+        erasing = left.slider("Random erasing", 0.0, 1.0, base.random_erasing, 0.05, key=f"erase_{preset_name}",
+                              help="With augmentation: the share of images that get a random rectangle blanked "
+                                   "out, so the net cannot rely on any one part of the garment.")
+        finetune_epochs = middle.number_input("Last-stage epochs (0 = none)", 0, MAX_EPOCHS, base.finetune_epochs,
+                                              key=f"finetune_{preset_name}",
+                                              help="Extra epochs at the last-stage learning rate "
+                                                   f"({base.finetune_learning_rate:g}), after the others.")
+        shoe_pairs = right.slider("Shoes shown as pairs (last stage)", 0.0, 1.0, base.shoe_pairs, 0.05,
+                                  key=f"pairs_{preset_name}",
+                                  help="The share of sandals, sneakers and boots shown as a pair of shoes, as "
+                                       "phone photos show them, so that a pair is recognised as the shoe.")
+        label_smoothing = left.slider("Label smoothing", 0.0, 0.5, base.label_smoothing, 0.05,
+                                      key=f"smoothing_{preset_name}",
+                                      help="The share of each training target spread over the ten classes, so "
+                                           "that the net is not pushed to be 100 % sure of every image.")
+        optimizer = middle.selectbox("Optimizer", list(OPTIMIZERS), index=list(OPTIMIZERS).index(base.optimizer),
+                                     key=f"optimizer_{preset_name}",
+                                     help="Adam (peak rate about 0.003), or SGD with Nesterov momentum (about 0.1).")
+        weight_decay = right.number_input("Weight decay", 0.0, 0.1, base.weight_decay, 0.001, format="%.4f",
+                                          key=f"decay_{preset_name}",
+                                          help="Each step shrinks the weights by learning rate x this, which "
+                                               "keeps them small and the net from memorising (0 = off).")
+        averaging = left.number_input("Weight averaging (momentum)", 0.0, 0.9999, base.weight_averaging, 0.001,
+                                      format="%.4f", key=f"averaging_{preset_name}",
+                                      help="End the main stage with a moving average of its weights, which "
+                                           "smooths out the last steps' noise; 0.999 averages about the last "
+                                           "1,000 steps (kept to the last quarter of a short run). 0 = off.")
     try:
-        return base.replace(architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
-                            learning_rate=float(learning_rate), validation_split=float(validation_split),
-                            early_stopping_patience=int(patience), augmentation=bool(augmentation),
-                            random_erasing=float(erasing), finetune_epochs=int(finetune_epochs),
-                            shoe_pairs=float(shoe_pairs), label_smoothing=float(label_smoothing),
-                            optimizer=str(optimizer), weight_decay=float(weight_decay),
-                            weight_averaging=float(averaging),
-                            subset=int(subset) if subset and subset >= 32 else None).validate()
+        config = base.replace(architecture=architecture, epochs=int(epochs), batch_size=int(batch_size),
+                              learning_rate=float(learning_rate), validation_split=float(validation_split),
+                              early_stopping_patience=int(patience), augmentation=bool(augmentation),
+                              random_erasing=float(erasing), finetune_epochs=int(finetune_epochs),
+                              shoe_pairs=float(shoe_pairs), label_smoothing=float(label_smoothing),
+                              optimizer=str(optimizer), weight_decay=float(weight_decay),
+                              weight_averaging=float(averaging),
+                              subset=int(subset) if subset and subset >= 32 else None).validate()
     except ValueError as error:
         st.error(str(error))
-        return None
+        config = None
+    if config is not None:
+        show_estimate(config)
+    started = st.button("Start training", icon=":material/play_arrow:", type="primary", key="train_start",
+                        disabled=config is None)
+    return config if started else None
+
+
+def show_estimate(config: TrainConfig) -> None:
+    """'About N minutes on this machine', from a few timed steps of this network here (once), or a finished run."""
+    try:
+        with st.spinner(f"Timing a few training steps of {config.architecture} on this machine…"):
+            expected = estimate(config)
+    except Exception as error:  # an estimate must never keep anyone from training
+        st.caption(f"No estimate ({type(error).__name__}); the time left is shown once the job runs.")
+        return
+    st.caption(f":material/timer: Estimated: {expected.describe()}. Refined from the real pace once the job runs.")
 
 
 st.title("Train a model")

@@ -166,14 +166,14 @@ class TrainConfig:
 PRESETS: dict[str, TrainConfig] = {
     # quick: the cheapest net that reaches 92 % (a frozen patch-whitening conv at full resolution, flatten
     # head), 3 epochs, no augmentation: the whitening gained 0.6 points over a learned first conv at the same
-    # time (92.71 vs 92.08 %, median of 3 seeds; 16 s on a Zen 5 EPYC; BENCHMARKS.md, session 19).
+    # time (92.71 vs 92.08 %, median of 3 seeds; 16 s on a Zen 5 EPYC; BENCHMARKS.md, "Training presets").
     "quick": TrainConfig(architecture="fmnist-lite-whitened", epochs=3, batch_size=256, learning_rate=4e-3,
                          augmentation=False, validation_split=0.0, preset="quick"),
     # standard: the Train page's default, sized to 10 minutes on a 2-core CPU with bfloat16 units: the wide net
     # with BN after pooling and the frozen whitening conv at 28x28 (12 % faster per step than a learned one),
     # flips and shifts, label smoothing and all 60,000 images, 21 epochs: 94.15 % in 513 s on a 2-core Zen 5
-    # EPYC, where session 12's recipe (a learned first conv, 22 epochs) took about 12 minutes (BENCHMARKS.md,
-    # session 19).
+    # EPYC, where the earlier recipe (a learned first conv, 22 epochs) took about 12 minutes (BENCHMARKS.md,
+    # "Training presets").
     "standard": TrainConfig(architecture="fmnist-wide-whitened-pooled", epochs=21, batch_size=256, learning_rate=3e-3,
                             augmentation=True, label_smoothing=0.1, validation_split=0.0, preset="standard"),
     # best: the shipped model; a wider net, long, with flips, shifts and random erasing, all 60,000 images,

@@ -152,6 +152,9 @@ class PhotoHead:
     meta: dict = field(default_factory=dict)
     views: tuple[str, ...] = ("whole",)  # the photo views (preprocess.PHOTO_VIEWS) whose features it reads, in order
     power: float = 1.0  # pooled features are raised to this power (signed) before standardisation
+    # True when accepted corrections taught the head shoe types: its own split between sandal, sneaker and
+    # ankle boot then counts beside ImageNet's (fold_in_imagenet), so that a correction can move it.
+    taught_shoe_types: bool = False
 
     def logits(self, pooled: np.ndarray) -> np.ndarray:
         """Uncalibrated head logits (N x 11) for N x (views x 1280) pooled features, the views side by side."""
@@ -169,7 +172,7 @@ class PhotoHead:
         split between sandal, sneaker and ankle boot in the proportions of ImageNet's shoe types (the
         head's own split is untaught: its photos are labelled "Shoes" only).
         """
-        return fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept)
+        return fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept, self.taught_shoe_types)
 
     def position_scores(self, feature_maps: np.ndarray, output: int) -> np.ndarray:
         """Each view's per-position share of one output's logit (views x 7 x 7) for one photo's feature maps.
@@ -200,7 +203,8 @@ class PhotoHead:
         np.savez(buffer, weights=self.weights.astype(np.float32), bias=self.bias.astype(np.float32),
                  mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
                  temperature=np.float64(self.temperature), sure_threshold=np.float64(self.sure_threshold),
-                 views=np.array(self.views, dtype=str), power=np.float64(self.power))
+                 views=np.array(self.views, dtype=str), power=np.float64(self.power),
+                 taught_shoe_types=np.bool_(self.taught_shoe_types))
         return buffer.getvalue()
 
     def save(self, path: Path) -> None:
@@ -214,9 +218,10 @@ class PhotoHead:
             # Heads saved before the centre view existed read the whole photo only.
             views = tuple(str(v) for v in data["views"]) if "views" in data.files else ("whole",)
             power = float(data["power"]) if "power" in data.files else 1.0  # older heads: the features as they are
+            taught = bool(data["taught_shoe_types"]) if "taught_shoe_types" in data.files else False
             return cls(data["weights"].astype(np.float64), data["bias"].astype(np.float64),
                        data["mean"].astype(np.float64), data["scale"].astype(np.float64),
-                       float(data["temperature"]), float(data["sure_threshold"]), meta or {}, views, power)
+                       float(data["temperature"]), float(data["sure_threshold"]), meta or {}, views, power, taught)
 
 
 POWER_FLOOR = 1e-6  # where a channel's pooled value is ~0 its gradient under a power < 1 is capped, not infinite
@@ -237,12 +242,18 @@ def imagenet_group_mass(imagenet_kept: np.ndarray, classes) -> np.ndarray:
     return np.exp(np.asarray(imagenet_kept, np.float64)[:, columns]).sum(axis=1)
 
 
-def fold_in_imagenet(head: np.ndarray, imagenet_kept: np.ndarray) -> np.ndarray:
-    """Head probabilities (N x 11) with ImageNet's bag probability and shoe-type proportions folded in."""
+def fold_in_imagenet(head: np.ndarray, imagenet_kept: np.ndarray, head_shoe_types: bool = False) -> np.ndarray:
+    """Head probabilities (N x 11) with ImageNet's bag probability and shoe-type proportions folded in.
+
+    head_shoe_types: the head was taught shoe types (by corrections), so each type's share is ImageNet's
+    times the head's own, renormalised (a product of the two opinions), instead of ImageNet's alone.
+    """
     head = np.asarray(head, np.float64)
     result = head.copy()
     shoe_mass = head[:, list(SHOES)].sum(axis=1)
     type_mass = np.stack([imagenet_group_mass(imagenet_kept, SHOE_TYPE_CLASSES[c]) for c in SHOES], axis=1)
+    if head_shoe_types:
+        type_mass = type_mass * head[:, list(SHOES)] / np.maximum(shoe_mass[:, None], 1e-12)
     known = type_mass.sum(axis=1) > 1e-6
     shares = np.where(known[:, None], type_mass / np.maximum(type_mass.sum(axis=1, keepdims=True), 1e-12),
                       head[:, list(SHOES)] / np.maximum(shoe_mass[:, None], 1e-12))

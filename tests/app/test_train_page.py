@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from fmnist_core import jobs, registry
@@ -141,23 +142,31 @@ def test_a_broken_finished_model_is_called_broken(registry_dir):
     assert any("close to chance" in e.value for e in app.error)
 
 
-def test_a_cpu_without_amx_is_told_how_long_training_takes(registry_dir, monkeypatch):
-    import fmnist_core.train
+INPUT_KINDS = ("selectbox", "number_input", "slider", "checkbox", "text_input", "radio", "toggle", "multiselect")
 
-    def told(app, words: str) -> bool:
-        return any(words in c.value for c in app.caption)
 
-    monkeypatch.setattr(fmnist_core.train, "cpu_bfloat16_units", lambda: None)
+def inputs(block) -> list[str]:
+    """The keys of the input widgets in a page or one of its blocks."""
+    return [widget.key for kind in INPUT_KINDS for widget in getattr(block, kind)]
+
+
+def test_the_first_screen_is_preset_architecture_epochs_and_an_estimate_from_this_machine(registry_dir):
+    from fmnist_core import estimate
+
     app = open_page("train")
     assert_clean(app)
-    assert told(app, "no bfloat16 units") and told(app, "standard about an hour")
-    monkeypatch.setattr(fmnist_core.train, "cpu_bfloat16_units", lambda: "avx512_bf16")
-    app.run()
-    assert told(app, "not AMX matrix units") and told(app, "standard about 9 minutes on a Zen 5")
-    assert not told(app, "no bfloat16 units")
-    monkeypatch.setattr(fmnist_core.train, "cpu_bfloat16_units", lambda: "amx")
-    app.run()
-    assert not told(app, "no bfloat16 units") and not told(app, "not AMX")
+    [advanced] = [block for block in app.expander if "Advanced settings" in block.label]
+    first_screen = [key for key in inputs(app) if key not in inputs(advanced)]
+    assert first_screen == ["train_preset", "arch_standard", "epochs_standard"]  # at most five, and Start
+    assert app.button(key="train_start") and len(inputs(advanced)) == 13
+    assert app.number_input(key="lr_standard").value == 3e-3  # the preset's values, one click away
+    [said] = [c.value for c in app.caption if "Estimated:" in c.value]
+    assert "on this machine" in said and "from timed steps" in said
+    assert "Zen" not in said and "AMX" not in said  # no CPU-family prose
+    timings = json.loads((jobs.runs_dir() / estimate.TIMINGS_FILE).read_text())
+    assert any("fmnist-wide-whitened-pooled|256|" in key for key in timings)  # timed once, then cached
+    app.selectbox(key="train_preset").set_value("quick").run()
+    assert any("Estimated:" in c.value for c in app.caption) and "epochs_quick" in inputs(app)
 
 
 def test_a_run_that_died_after_an_epoch_is_offered_and_resumed(registry_dir):

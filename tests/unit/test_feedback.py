@@ -195,3 +195,34 @@ def test_a_database_from_a_newer_app_is_refused(db):
         connection.execute(f"PRAGMA user_version = {feedback.SCHEMA_VERSION + 1}")
     with pytest.raises(feedback.FeedbackError, match="newer"):
         feedback.list_corrections()
+
+
+def test_a_head_taught_shoe_types_weighs_its_own_split_beside_imagenets(tmp_path):
+    from fmnist_core.photo import KEPT_IMAGENET, SANDAL, SHOE_TYPE_CLASSES, SHOES, SNEAKER, PhotoHead, fold_in_imagenet
+
+    head = np.zeros((1, 11))
+    head[0, list(SHOES)] = [0.05, 0.9, 0.05]  # the head, taught: a sneaker
+    kept = np.full((1, len(KEPT_IMAGENET)), -30.0)
+    kept[0, KEPT_IMAGENET.index(next(iter(SHOE_TYPE_CLASSES[SANDAL])))] = np.log(0.5)  # ImageNet: a sandal
+    kept[0, KEPT_IMAGENET.index(next(iter(SHOE_TYPE_CLASSES[SNEAKER])))] = np.log(0.3)
+    assert fold_in_imagenet(head, kept).argmax() == SANDAL  # untaught: ImageNet's split alone
+    assert fold_in_imagenet(head, kept, head_shoe_types=True).argmax() == SNEAKER
+    saved = PhotoHead(np.zeros((4, 11)), np.zeros(11), np.zeros(4), np.ones(4), taught_shoe_types=True)
+    saved.save(tmp_path / "head.npz")
+    assert PhotoHead.load(tmp_path / "head.npz").taught_shoe_types
+
+
+def test_shoe_corrections_narrow_the_pools_clear_shoes_to_imagenets_type():
+    from fmnist_core.photo import KEPT_IMAGENET, SANDAL, SHOE_TYPE_CLASSES, SHOES, SNEAKER
+
+    labels = np.array(["Shoes", "Shoes", photo_train.CORRECTION_PREFIX + "Sneaker"])
+    allowed = photo_train.allowed_outputs(labels[:2])
+    allowed = np.vstack([allowed, np.eye(11, dtype=bool)[SNEAKER]])
+    kept = np.full((3, len(KEPT_IMAGENET)), -30.0)
+    kept[0, KEPT_IMAGENET.index(next(iter(SHOE_TYPE_CLASSES[SANDAL])))] = np.log(0.8)  # clearly a sandal
+    photos = photo_train.PhotoSet(np.array(["a", "b", "c"]), labels, np.zeros((3, 4), np.float32), kept,
+                                  allowed, np.array(["train"] * 3), np.ones(3))
+    targets = photo_train.training_targets(photos, photo_train.PhotoTrainConfig(with_feedback=True))
+    assert targets[0].tolist() == np.eye(11, dtype=bool)[SANDAL].tolist()  # narrowed
+    assert targets[1, list(SHOES)].all()  # ImageNet names no type: the set stays
+    assert not photo_train.teaches_shoe_types(photos.where(np.array([True, True, False])))

@@ -259,7 +259,7 @@ def test_the_shipped_photo_head_loads_and_has_its_figures():
     test = head.meta["metrics"]["test"]
     assert head.views == ("whole", "centre") and head.weights.shape == (2 * 1280, 11) and head.power == 0.5
     assert 0.3 < head.sure_threshold < 0.99 and head.sure_threshold == head.meta["calibration"]["sure_threshold"]
-    # The targets on the held-out split, as recorded when it was trained: a worse head must not ship.
+    # The targets on the held-out split, as recorded when it was trained: a worse head must not ship.
     assert test["sure_accuracy"] >= 0.95 and test["sure_coverage"] >= 0.70 and test["not_of_the_ten_flagged"] >= 0.8
     assert test["accuracy"] > 0.8 and test["photos"] > 500
     assert head.meta["outputs"][NONE_INDEX] == photo.NONE_NAME

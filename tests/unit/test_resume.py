@@ -23,7 +23,7 @@ class Crash(RuntimeError):
 
 
 def crash_after_epoch(monkeypatch, epoch: int) -> None:
-    real = training.write_checkpoint
+    real = training.callbacks.write_checkpoint
 
     def write_then_crash(model, run_dir, done, *args, **kwargs):
         checkpoint = real(model, run_dir, done, *args, **kwargs)
@@ -31,7 +31,7 @@ def crash_after_epoch(monkeypatch, epoch: int) -> None:
             raise Crash(f"died after epoch {done}")
         return checkpoint
 
-    monkeypatch.setattr(training, "write_checkpoint", write_then_crash)
+    monkeypatch.setattr(training.callbacks, "write_checkpoint", write_then_crash)
 
 
 def weights_of(model_id: str, root) -> list[np.ndarray]:
@@ -118,13 +118,13 @@ def test_a_run_checkpointed_in_float32_goes_on_in_bfloat16_on_a_cpu_that_has_it(
     # trains in bfloat16: the weights and optimizer state are float32 either way, so the checkpoint must load.
     config = TrainConfig(architecture="fmnist-small", epochs=2, batch_size=128, subset=1024, test_subset=500,
                          validation_split=0.0)
-    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(training.precision, "cpu_has_bfloat16", lambda: False)
     crash_after_epoch(monkeypatch, 1)
     with pytest.raises(Crash):
         train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models")
     monkeypatch.undo()
 
-    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(training.precision, "cpu_has_bfloat16", lambda: True)
     resumed = train(config, tmp_path / "run", dataset=dataset, models_root=tmp_path / "models", resume=True)
     assert resumed["state"] == "finished" and resumed["resumed_from_epoch"] == 1
     meta = registry.read_meta(resumed["model_id"], tmp_path / "models")

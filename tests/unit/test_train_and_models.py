@@ -340,9 +340,9 @@ def test_bfloat16_is_chosen_only_where_the_cpu_has_bfloat16_units(tmp_path, monk
     assert cpu_has_bfloat16(amx) and cpu_has_bfloat16(zen4) and not cpu_has_bfloat16(zen3)
     assert [training.cpu_bfloat16_units(path) for path in (amx, zen4, zen3)] == ["amx", "avx512_bf16", None]
     assert not cpu_has_bfloat16(tmp_path / "missing")
-    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: True)
+    monkeypatch.setattr(training.precision, "cpu_has_bfloat16", lambda: True)
     assert resolve_precision("auto") == "mixed_bfloat16" and resolve_precision("float32") == "float32"
-    monkeypatch.setattr(training, "cpu_has_bfloat16", lambda: False)
+    monkeypatch.setattr(training.precision, "cpu_has_bfloat16", lambda: False)
     assert resolve_precision("auto") == "float32" and resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
 
 
