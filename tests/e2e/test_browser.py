@@ -181,13 +181,16 @@ def test_draw_on_canvas_gives_a_prediction(page, app_url):
 
 def test_training_survives_page_switch_and_lands_on_overview(page, app_url):
     open_page(page, app_url, "train")
-    form = page.locator('[data-testid="stForm"]').first
-    epochs = form.get_by_label("Epochs", exact=True)
+    page.get_by_text(re.compile(r"Estimated: about .* on this machine")).wait_for(timeout=120_000)
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("1")
     epochs.press("Enter")
-    subset = form.get_by_label("Training images (0 = all 60,000)")
+    settle(page)
+    page.get_by_text("Advanced settings (the preset's values)").click()
+    subset = page.get_by_label("Training images (0 = all 60,000)")
     subset.fill("600")
     subset.press("Enter")
+    settle(page)
     page.get_by_role("button", name="Start training").click()
     page.locator('[data-testid="stProgress"]').first.wait_for(timeout=60_000)
     page.locator('[data-testid="stVegaLiteChart"], [data-testid="stArrowVegaLiteChart"]').first.wait_for(
