@@ -333,11 +333,15 @@ def training_form() -> TrainConfig | None:
 
 def show_estimate(config: TrainConfig) -> None:
     """'About N minutes on this machine', from a few timed steps of this network here (once), or a finished run."""
+    busy = jobs.running_job() is not None  # a job on the same cores would slow the timing, and it is cached
     try:
         with st.spinner(f"Timing a few training steps of {config.architecture} on this machine…"):
-            expected = estimate(config)
+            expected = estimate(config, time_if_missing=not busy)
     except Exception as error:  # an estimate must never keep anyone from training
         st.caption(f"No estimate ({type(error).__name__}); the time left is shown once the job runs.")
+        return
+    if expected is None:
+        st.caption(":material/timer: How long this takes on this machine is estimated when no job is running.")
         return
     st.caption(f":material/timer: Estimated: {expected.describe()}. Refined from the real pace once the job runs.")
 

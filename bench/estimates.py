@@ -61,7 +61,7 @@ def main() -> None:
     out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
     print(f"\n{results['machine']}, {results['date']}\n\n| run | estimate | real (process start to exit) | estimate / real "
           "| steps, ms per step (timed) | timing took |\n|---|---|---|---|---|---|")
-    for name, row in results["entries"].items():
+    for row in results["entries"].values():
         print(f"| `train {row['arguments']}` | {row['estimate_s']:.0f} s | {row['real_s']:.0f} s | "
               f"{row['ratio_estimate_to_real']:.2f} | {row['steps']:,}, {row['ms_per_step']:.0f} | "
               f"{row['timing_took_s']:.0f} s |")

@@ -17,8 +17,8 @@ from fmnist_core.photo_train import PhotoTrainConfig, train_photo_head
 
 FIGURES = ("accuracy", "sure_accuracy", "sure_coverage", "not_of_the_ten_flagged")  # of each split, from the meta
 VARIANTS = {
-    "features as they are, sure = observed >= 95 % (the rule before the confidence bound)": PhotoTrainConfig(feature_power=1.0,
-                                                                                   sure_confidence=None),
+    "features as they are, sure = observed >= 95 % (the rule before the confidence bound)":
+        PhotoTrainConfig(feature_power=1.0, sure_confidence=None),
     "features as they are, sure = Wilson bound >= 95 %": PhotoTrainConfig(feature_power=1.0),
     "square-rooted features, sure = observed >= 95 %": PhotoTrainConfig(sure_confidence=None),
     "square-rooted features, sure = Wilson bound >= 95 % (shipped)": PhotoTrainConfig(),

@@ -7,7 +7,8 @@ added as accepted corrections (fmnist_core.feedback.add, into a private database
 held back. Two heads are trained on the same pool in the same run: without corrections, and with them
 (PhotoTrainConfig(with_feedback=True)). Reported: the held-back half right before and after (for socks:
 flagged "not one of the ten"), the held-out CC0 split before and after, the whole shop's ten classes
-before and after (the taught half included), the milliseconds to store one correction in a warm process (median of 20), and the head's training time with 500 accepted corrections.
+before and after (the taught half included), the milliseconds to store one correction in a warm process
+(median of 20), and the head's training time with 500 accepted corrections.
 Writes bench/results/teaching.json and prints the table for BENCHMARKS.md.
 """
 

@@ -134,8 +134,12 @@ class Estimate:
                 f"from {self.timing.source})")
 
 
-def estimate(config: TrainConfig, root: Path | None = None, images: int = 60_000) -> Estimate:
-    """The expected wall time of a run: its steps at this machine's per-step time (timed once, then cached)."""
+def estimate(config: TrainConfig, root: Path | None = None, images: int = 60_000,
+             time_if_missing: bool = True) -> Estimate | None:
+    """The expected wall time of a run: its steps at this machine's per-step time (timed once, then cached).
+
+    time_if_missing=False: None instead of timing (a running job would slow the timing, and it would be cached).
+    """
     from fmnist_core.train import fit_split, resolve_precision
 
     n_images = min(images, config.subset or images)
@@ -143,6 +147,8 @@ def estimate(config: TrainConfig, root: Path | None = None, images: int = 60_000
     precision = resolve_precision(config.precision)
     key = timing_key(config, batch_size, precision)
     timing = cached_timing(key, root)
+    if timing is None and not time_if_missing:
+        return None
     if timing is None:
         timing = StepTiming(time_steps(config, batch_size, precision), "timed steps", cpu_model(), time.time())
         store_timing(key, timing, root)

@@ -42,24 +42,42 @@ def trained_registry(tmp_path_factory, dataset) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def machine_timings(tmp_path_factory) -> Path:
+    """Where the Train page's per-step timings of this machine are kept between tests (one timing per network)."""
+    return tmp_path_factory.mktemp("timings") / "step-timings.json"
+
+
+def private_runs_dir(tmp_path: Path, monkeypatch, machine_timings: Path):
+    """A private runs dir holding the timings earlier tests made here; the ones this test makes go back after it."""
+    from fmnist_core.estimate import TIMINGS_FILE
+
+    runs = tmp_path / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    if machine_timings.exists():
+        shutil.copy(machine_timings, runs / TIMINGS_FILE)
+    monkeypatch.setenv("FMNIST_RUNS_DIR", str(runs))
+    yield runs
+    if (runs / TIMINGS_FILE).exists():
+        shutil.copy(runs / TIMINGS_FILE, machine_timings)
+
+
 @pytest.fixture
-def registry_dir(tmp_path, trained_registry, monkeypatch) -> Path:
+def registry_dir(tmp_path, trained_registry, monkeypatch, machine_timings) -> Path:
     """A private copy of the trained registry, set as FMNIST_MODELS_DIR, plus a private runs dir."""
     root = tmp_path / "models"
     shutil.copytree(trained_registry, root)
     monkeypatch.setenv("FMNIST_MODELS_DIR", str(root))
-    monkeypatch.setenv("FMNIST_RUNS_DIR", str(tmp_path / "runs"))
-    return root
+    yield from (root for _ in private_runs_dir(tmp_path, monkeypatch, machine_timings))
 
 
 @pytest.fixture
-def empty_registry(tmp_path, monkeypatch) -> Path:
+def empty_registry(tmp_path, monkeypatch, machine_timings) -> Path:
     """An empty registry and runs dir."""
     root = tmp_path / "models"
     root.mkdir()
     monkeypatch.setenv("FMNIST_MODELS_DIR", str(root))
-    monkeypatch.setenv("FMNIST_RUNS_DIR", str(tmp_path / "runs"))
-    return root
+    yield from (root for _ in private_runs_dir(tmp_path, monkeypatch, machine_timings))
 
 
 @pytest.fixture

@@ -117,6 +117,8 @@ def test_every_page_renders_and_is_screenshotted(page, app_url, name):
         page.get_by_role("heading", name="Confusion matrix").wait_for()
     if name in ("evaluate", "dataset"):  # pages of images: wait for the first one, not only the heading
         page.locator('[data-testid="stImage"]').first.wait_for()
+    if name == "train":  # the estimate is timed on this machine the first time
+        page.get_by_text(re.compile(r"Estimated: about .* on this machine")).wait_for(timeout=120_000)
     path = save_screenshot(page, name or "overview")
     assert screenshot_is_not_blank(path), f"{path} looks blank"
 

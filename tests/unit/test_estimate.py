@@ -50,3 +50,11 @@ def test_a_short_run_takes_what_the_estimate_said_within_half_again(tmp_path):
     assert 1 / 1.5 <= expected.seconds / real <= 1.5, f"estimated {expected.seconds:.0f} s, took {real:.0f} s"
     timings = json.loads((tmp_path / "runs" / estimate.TIMINGS_FILE).read_text())
     assert any(entry["source"].startswith("finished run") for entry in timings.values())
+
+
+def test_no_timing_while_a_job_runs_unless_one_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setattr(estimate, "time_steps", lambda config, batch, precision: 0.05)
+    assert estimate.estimate(PRESETS["quick"], root=tmp_path, time_if_missing=False) is None
+    assert not (tmp_path / estimate.TIMINGS_FILE).exists()
+    estimate.estimate(PRESETS["quick"], root=tmp_path)
+    assert estimate.estimate(PRESETS["quick"], root=tmp_path, time_if_missing=False).timing.seconds_per_step == 0.05
