@@ -22,7 +22,7 @@ from fmnist_core.fsutil import atomic_write_json, read_json
 
 TIMINGS_FILE = "step-timings.json"
 WARMUP_STEPS = 2  # a first fit traces and compiles the step
-SHORT_FIT, LONG_FIT = 4, 16  # the per-step time is the slope between fits of these many steps
+TIMED_STEPS = 13  # then one fit of these many steps: the median of its 12 step-to-step intervals
 # What a run spends outside its optimizer steps: starting the process and TensorFlow, reading the data, the
 # whitening conv's statistics, re-estimating batch norm and scoring the 10,000 test images (with flips and
 # shifts when the run augments). Measured on a 2-core EPYC (BENCHMARKS.md, "Estimates").
@@ -88,8 +88,8 @@ def store_timing(key: str, timing: StepTiming, root: Path | None = None) -> None
 def time_steps(config: TrainConfig, batch_size: int, precision: str) -> float:
     """Seconds of one optimizer step of the config's network on random images, built as training builds it.
 
-    Timed as `fit` runs it, as the slope between a short and a longer fit (their fixed costs cancel): calls
-    of `train_on_batch` one at a time cost about 40 % more per step than a `fit` of the same steps.
+    Timed inside one `fit`, as training runs it: the median interval between the ends of consecutive steps
+    (one slow step does not move it). Calls of `train_on_batch` one at a time cost about 40 % more per step.
     """
     import keras
 
@@ -98,23 +98,26 @@ def time_steps(config: TrainConfig, batch_size: int, precision: str) -> float:
     from fmnist_core.train import dtype_policy, make_optimizer, training_loss
 
     rng = np.random.default_rng(0)
-    images = to_model_input(rng.integers(0, 256, (batch_size * LONG_FIT, 28, 28), dtype=np.uint8))
+    images = to_model_input(rng.integers(0, 256, (batch_size * TIMED_STEPS, 28, 28), dtype=np.uint8))
     labels = rng.integers(0, 10, len(images))
     with dtype_policy(precision):
         model = build_model(config.architecture, augment=config.augmentation, erasing=config.random_erasing,
                             fused_batch_norm=True)
         model.compile(optimizer=make_optimizer(config, config.learning_rate), loss=training_loss(config))
 
-    def fit(steps: int) -> float:
-        started = time.perf_counter()
-        model.fit(images[:steps * batch_size], labels[:steps * batch_size], batch_size=batch_size, epochs=1,
-                  shuffle=False, verbose=0)
-        return time.perf_counter() - started
+    class StepClock(keras.callbacks.Callback):
+        ends: list[float] = []
 
-    fit(WARMUP_STEPS)  # traces and compiles the step
-    short, long = fit(SHORT_FIT), fit(LONG_FIT)
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    model.fit(images[:WARMUP_STEPS * batch_size], labels[:WARMUP_STEPS * batch_size], batch_size=batch_size,
+              epochs=1, shuffle=False, verbose=0)  # traces and compiles the step
+    clock = StepClock()
+    clock.ends = []
+    model.fit(images, labels, batch_size=batch_size, epochs=1, shuffle=False, verbose=0, callbacks=[clock])
     keras.backend.clear_session(free_memory=False)
-    return max(long - short, 1e-3) / (LONG_FIT - SHORT_FIT)
+    return float(np.median(np.diff(clock.ends)))
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,10 @@ def first_precision(config) -> str:
     return resolve_precision(config.precision)
 
 
-def test_a_short_run_takes_what_the_estimate_said_within_half_again(tmp_path):
-    arguments = ["--preset", "quick", "--epochs", "1", "--subset", "12800"]
+def test_quick_takes_what_the_estimate_said_within_half_again(tmp_path):
+    # quick itself, not a shorter run: on a fast CPU a run of seconds is mostly start-up, which the estimate
+    # counts as a fixed 12 s measured on a slow one (BENCHMARKS.md, "Estimates").
+    arguments = ["--preset", "quick"]
     from fmnist_core.cli import build_parser, train_config_from_args
 
     config = train_config_from_args(build_parser().parse_args(["train", *arguments]))
@@ -46,6 +48,7 @@ def test_a_short_run_takes_what_the_estimate_said_within_half_again(tmp_path):
     result = subprocess.run([sys.executable, "-m", "fmnist_core", "train", *arguments, "--json"], cwd=REPO_ROOT,
                             env=env, capture_output=True, text=True, timeout=900)
     real = time.perf_counter() - started
+    print(f"estimated {expected.seconds:.0f} s ({expected.timing.seconds_per_step * 1000:.0f} ms a step), took {real:.0f} s")
     assert result.returncode == 0, result.stderr[-2000:]
     assert 1 / 1.5 <= expected.seconds / real <= 1.5, f"estimated {expected.seconds:.0f} s, took {real:.0f} s"
     timings = json.loads((tmp_path / "runs" / estimate.TIMINGS_FILE).read_text())
