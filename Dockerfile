@@ -32,7 +32,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TF_CPP_MIN_LOG_LEVEL=2 \
     PORT=8501 \
     FMNIST_MODELS_DIR=/data/models \
-    FMNIST_RUNS_DIR=/data/runs
+    FMNIST_RUNS_DIR=/data/runs \
+    FMNIST_FEEDBACK_DB=/data/feedback/feedback.sqlite3
 WORKDIR /app
 COPY --from=build /usr/share/datasets/fashion-mnist /usr/share/datasets/fashion-mnist
 COPY --from=build /app/.venv /app/.venv
@@ -41,8 +42,8 @@ RUN useradd --create-home --uid 10001 workbench \
     && mkdir -p /data && chown workbench:workbench /data
 USER workbench
 
-# The user's registry (trained models, photo heads, active pointers) and job files survive restarts and
-# upgrades; the shipped models come from the image at each start (scripts/container/entrypoint.sh).
+# The user's registry (trained models, photo heads, active pointers), job files and the corrections database
+# survive restarts and upgrades; the shipped models come from the image at each start (scripts/container/entrypoint.sh).
 VOLUME ["/data"]
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \

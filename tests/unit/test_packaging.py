@@ -26,6 +26,7 @@ def test_dockerfile_runs_safely_and_keeps_the_users_registry_apart():
     health = text[text.index("HEALTHCHECK"):]
     assert "/_stcore/health" in health and "os.environ.get('PORT'" in health
     assert re.search(r'^VOLUME \["/data"\]', text, re.M) and "FMNIST_MODELS_DIR=/data/models" in text
+    assert "FMNIST_FEEDBACK_DB=/data/" in text  # /app is read-only for the app's user
     assert re.search(r'^CMD \["bash", "scripts/container/entrypoint.sh"\]', text, re.M)
 
 
