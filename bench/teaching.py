@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -27,14 +25,6 @@ import numpy as np
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHOP = REPO_ROOT.parent / "shared" / "shop"
 CLOTHING = REPO_ROOT.parent / "shared" / "clothing"
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def shop_group(product_type: str) -> list[Path]:
@@ -74,11 +64,12 @@ def shop_accuracy(model) -> float:
 def main() -> None:
     """Teach each group, retrain, compare; then time a correction and a head with 500 corrections."""
     from fmnist_core import feedback
+    from fmnist_core.estimate import cpu_model
     from fmnist_core.photo import Backbone, PhotoModel
     from fmnist_core.photo_train import PhotoTrainConfig, split_of, train_photo_head
 
     backbone = Backbone()
-    results = {"machine": f"{cpu_name()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+    results = {"machine": cpu_model(), "date": time.strftime("%Y-%m-%d"),
                "command": "python -m bench.teaching", "groups": {}}
     started = time.perf_counter()
     baseline = train_photo_head(PhotoTrainConfig())

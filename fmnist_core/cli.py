@@ -418,7 +418,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 def _feedback_add(args: argparse.Namespace) -> int:
     """Store each file as a correction; a bad file gets one line and the others go on."""
     from fmnist_core import feedback
-    from fmnist_core.photo import Backbone, PhotoModel, PhotoModelError
+    from fmnist_core.photo import PhotoModel, PhotoModelError
     from fmnist_core.preprocess import ImageError, decode
 
     label = feedback.label_name(args.label)
@@ -428,7 +428,6 @@ def _feedback_add(args: argparse.Namespace) -> int:
         model = PhotoModel.load()
     except PhotoModelError:
         model = None  # the corrections are still stored, without the photo model's answer
-    backbone = model.backbone if model else Backbone()
     records = []
     for path in args.files:
         try:
@@ -436,7 +435,7 @@ def _feedback_add(args: argparse.Namespace) -> int:
             answer = model.answer_photo(decode(data)) if model else None
             correction = feedback.Correction(label, "wrong", model.model_id if model else None,
                                              answer.name if answer else None, source="cli")
-            records.append({"file": str(path), "id": feedback.add(data, correction, backbone, accept=args.accept)})
+            records.append({"file": str(path), "id": feedback.add_with_model(data, correction, model, accept=args.accept)})
         except (OSError, ImageError) as error:
             records.append({"file": str(path), "error": str(error).splitlines()[0] if str(error) else type(error).__name__})
     if args.json:

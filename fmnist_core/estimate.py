@@ -9,6 +9,7 @@ its own measured per-step time under the same key, which then replaces the timed
 
 from __future__ import annotations
 
+import os
 import platform
 import threading
 import time
@@ -43,8 +44,6 @@ class StepTiming:
 
 def cpu_model() -> str:
     """This machine's CPU model name and core count (the key of its timings)."""
-    import os
-
     try:
         name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                     if line.startswith("model name"))
