@@ -215,11 +215,13 @@ def corrections_choice() -> tuple[bool, float]:
 
 
 def photo_training_section() -> None:
-    """Retrain the photo model's head on the cached real-photo features (about half a minute)."""
+    """Retrain the photo model's head on the cached real-photo features (about a minute)."""
     st.subheader("Photo model")
     st.caption("The photo model answers real photos: a pretrained EfficientNet-Lite0 whose features feed a head "
-               "trained on 3,600 real phone photos. Retraining the head takes about half a minute (5-fold "
-               "cross-validated calibration, then the final fit) and runs as the background job too.")
+               "trained on 3,600 real phone photos and, beside them, the same garments cut out and laid on a white "
+               "page as a shop shows them. Retraining the head takes about a minute (5-fold cross-validated "
+               "calibration with a sure threshold per class, then the final fit) and runs as the background job "
+               "too.")
     with_feedback, weight = corrections_choice()
     if st.button("Train the photo model's head", icon=":material/photo_library:", key="photo_train_start"):
         try:

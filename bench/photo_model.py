@@ -1,16 +1,23 @@
-"""Real photos, side by side: the Fashion-MNIST CNN's 28x28 path vs the photo model, in one run.
+"""Photos of every kind, side by side: the Fashion-MNIST CNN, the previous photo head and the active one, in one run.
 
-    python -m bench.photo_model                    # held-out split of ../shared/clothing + ../shared/photos
-    python -m bench.photo_model --limit 100        # a quick look
+    python -m bench.photo_model                              # every domain, every model
+    python -m bench.photo_model --limit 60                   # a quick look (at most 60 photos a domain)
+    python -m bench.photo_model --previous 20261202-074717-photo-lite0-afbf
 
-Both models answer every photo through fmnist_core.answer (decode, the model's own view, the model):
-the CNN with choice "cnn", the photo model with choice "photo" and without the CNN's view beside it.
-The held-out split is the fixed rule of fmnist_core.photo_train.split_of ("test": 15 %, never fitted or
-calibrated on); accuracy is counted on the labels the team checks with (CHECKED_LABELS, Longsleeve right
-as T-shirt/top or Pullover, Shoes as any shoe), "flagged" on Hat / Shorts / Skirt. Also: the time per
-photo (median, p95) of each path and of the page's full answer (photo model + the CNN's view beside it,
-made in parallel), model load times, and the peak memory of this process with both models loaded.
-Writes bench/results/photo_model.json and prints the table for BENCHMARKS.md.
+Domains: the held-out split of ../shared/clothing (phone photos; fmnist_core.photo_train.split_of "test",
+never fitted or calibrated on), ../shared/photos (phone photos), ../shared/shop over the ten classes (shop
+product shots), ../shared/shop/none (worn, but none of the ten: socks, belts, caps, hats, sunglasses,
+shorts, skirts) and pictures with no garment at all (bench.non_garments). Every photo goes through
+fmnist_core.answer.answer_image as the page and the CLI send it: "cnn" with choice "cnn", a photo head with
+choice "photo" and the CNN's view beside it (so a head with a CNN weight mixes its opinion in on a plain
+page); "active, alone" is the active head without the CNN (cnn_view off).
+
+Per domain and model: right over the ten classes (a phone label such as Longsleeve allows both of its
+classes), the share of sure answers and how often they are right, per class the same, "flagged" (answered
+not one of the ten) on the domains with nothing of the ten, and for the active head the coverage/accuracy
+curve of its sure answers when every class shares one threshold. Also the time per photo of the page's
+answer (median, p95), model load times and the peak memory of this process with both models loaded.
+Writes bench/results/photo_model.json and prints the tables for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -18,18 +25,17 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CLOTHING = REPO_ROOT.parent / "shared" / "clothing"
-SHARED_PHOTOS = REPO_ROOT.parent / "shared" / "photos"
+SHARED = REPO_ROOT.parent / "shared"
 FOLDER_TO_CLASS = {"tshirt_top": 0, "trouser": 1, "pullover": 2, "dress": 3, "coat": 4, "sandal": 5, "shirt": 6,
                    "sneaker": 7, "bag": 8, "ankle_boot": 9}
+PREVIOUS_HEAD = "20261202-074717-photo-lite0-afbf"  # the head shipped before item views, composites and the gate
+CURVE = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 def peak_rss_mb() -> float:
@@ -40,110 +46,171 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def held_out_clothing(limit: int | None) -> list[tuple[Path, str]]:
-    """(path, source label) of the held-out test split whose labels the checks use."""
-    from fmnist_core.photo_train import CHECKED_LABELS, NOT_OF_THE_TEN, split_of
+def machine() -> str:
+    """The CPU's name, family and model (Zen 3, 4 and 5 all call themselves "AMD EPYC"), and its cores."""
+    from fmnist_core.estimate import cpu_model
 
-    with open(CLOTHING / "labels.csv", newline="", encoding="utf-8") as handle:
-        rows = [(CLOTHING / row["file"], row["source_label"]) for row in csv.DictReader(handle)]
-    rows = [(path, label) for path, label in rows
-            if split_of(path.name) == "test" and label in (*CHECKED_LABELS, *NOT_OF_THE_TEN)]
-    return rows[:limit] if limit else rows
+    fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines()[:12] if ":" in line)
+    family, model = fields.get("cpu family\t", "?").strip(), fields.get("model\t\t", "?").strip()
+    return f"{cpu_model()}, family {family} model {model}"
 
 
-def shared_photos() -> list[tuple[Path, int]]:
-    """(path, class index) of the 56 real test photos."""
-    return [(path, index) for folder, index in FOLDER_TO_CLASS.items()
-            for path in sorted((SHARED_PHOTOS / folder).glob("*.jpg"))]
+def domains(limit: int | None) -> dict[str, list[tuple[object, frozenset]]]:
+    """Per domain, (image source, the outputs that count as right) for every photo there is."""
+    from bench.non_garments import non_garment_images
+    from fmnist_core.photo import NONE_INDEX
+    from fmnist_core.photo_train import CHECKED_LABELS, NOT_OF_THE_TEN, SOURCE_LABEL_TARGETS, split_of
+
+    found: dict[str, list] = {}
+    clothing = SHARED / "clothing"
+    if (clothing / "labels.csv").is_file():
+        with open(clothing / "labels.csv", newline="", encoding="utf-8") as handle:
+            rows = [(clothing / row["file"], row["source_label"]) for row in csv.DictReader(handle)]
+        found["phone, held out"] = [(path, frozenset(SOURCE_LABEL_TARGETS[label])) for path, label in rows
+                                    if split_of(path.name) == "test" and label in (*CHECKED_LABELS, *NOT_OF_THE_TEN)]
+    for name, root in (("phone, ../shared/photos", SHARED / "photos"), ("shop", SHARED / "shop")):
+        found[name] = [(path, frozenset({index})) for folder, index in FOLDER_TO_CLASS.items()
+                       for path in sorted((root / folder).glob("*.jpg"))]
+    found["shop, none of the ten"] = [(path, frozenset({NONE_INDEX}))
+                                      for path in sorted((SHARED / "shop" / "none").glob("*.jpg"))]
+    found["no garment"] = [(image, frozenset({NONE_INDEX})) for _, image in non_garment_images()]
+    return {name: items[:limit] if limit else items for name, items in found.items() if items}
 
 
-def timed_answers(items, answer) -> tuple[list, list[float]]:
-    """answer(path) for each item, and the milliseconds each took (the first one warms up, not timed twice)."""
-    answer(items[0][0])
-    results, times = [], []
-    for path, _ in items:
-        started = time.perf_counter()
-        results.append(answer(path))
-        times.append((time.perf_counter() - started) * 1000)
-    return results, times
+def answered(answer) -> int:
+    """The answer's output index (NONE_INDEX for not one of the ten)."""
+    from fmnist_core.photo import NONE_INDEX
+
+    return NONE_INDEX if answer.class_index is None else answer.class_index
 
 
-def summary(right: np.ndarray, sure: np.ndarray, times: list[float], flagged: np.ndarray | None = None) -> dict:
-    """Accuracy, sure coverage and accuracy, time median and p95 (right/sure over the checked photos)."""
-    result = {"photos": int(len(right)), "accuracy": round(float(right.mean()), 4),
-              "sure_coverage": round(float(sure.mean()), 4),
-              "sure_accuracy": round(float(right[sure].mean()), 4) if sure.any() else None,
-              "ms_median": round(float(np.median(times)), 1), "ms_p95": round(float(np.percentile(times, 95)), 1)}
-    if flagged is not None:
-        result["not_of_the_ten_flagged"] = round(float(flagged.mean()), 4) if len(flagged) else None
+def summary(outputs: np.ndarray, sure: np.ndarray, allowed: list[frozenset], not_clothing: np.ndarray) -> dict:
+    """Right, sure coverage and accuracy over the photos of the ten; flagged over the others; per class."""
+    from fmnist_core.data import CLASS_NAMES
+    from fmnist_core.photo import NONE_INDEX
+
+    right = np.array([output in options for output, options in zip(outputs, allowed)])
+    ten = np.array([NONE_INDEX not in options for options in allowed])
+    result: dict = {"photos": int(len(outputs))}
+    if ten.any():
+        chosen = sure & ten
+        result.update(right=round(float(right[ten].mean()), 4), sure_coverage=round(float(chosen.sum() / ten.sum()), 4),
+                      sure_right=round(float(right[chosen].mean()), 4) if chosen.any() else None)
+        per_class = {}
+        for index, name in enumerate(CLASS_NAMES):
+            of_class = ten & np.array([options == frozenset({index}) for options in allowed])
+            answered_as = chosen & (outputs == index)
+            if of_class.any() or answered_as.any():
+                per_class[name] = {"photos": int(of_class.sum()),
+                                   "right": round(float(right[of_class].mean()), 4) if of_class.any() else None,
+                                   "sure_answers": int(answered_as.sum()),
+                                   "sure_right": round(float(right[answered_as].mean()), 4) if answered_as.any()
+                                   else None}
+        result["per_class"] = per_class
+    if (~ten).any():
+        result["flagged"] = round(float((outputs[~ten] == NONE_INDEX).mean()), 4)
+        result["said_not_clothing"] = round(float(not_clothing[~ten].mean()), 4)
     return result
 
 
+def curve(confidence: np.ndarray, outputs: np.ndarray, allowed: list[frozenset]) -> list[dict]:
+    """Coverage and accuracy of the answers at or above each of CURVE's thresholds (photos of the ten only)."""
+    from fmnist_core.photo import NONE_INDEX
+
+    ten = np.array([NONE_INDEX not in options for options in allowed])
+    right = np.array([output in options for output, options in zip(outputs, allowed)])
+    points = []
+    for threshold in CURVE:
+        chosen = ten & (confidence >= threshold) & (outputs != NONE_INDEX)
+        points.append({"threshold": threshold, "coverage": round(float(chosen.sum() / max(1, ten.sum())), 4),
+                       "right": round(float(right[chosen].mean()), 4) if chosen.any() else None})
+    return points
+
+
 def main() -> None:
-    """Run both paths on both photo sets; write the JSON and print the table."""
+    """Every model on every domain; write the JSON and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--limit", type=int, help="at most this many held-out clothing photos")
+    parser.add_argument("--limit", type=int, help="at most this many photos per domain")
+    parser.add_argument("--previous", default=PREVIOUS_HEAD, help="the photo head to compare with (registry id)")
     args = parser.parse_args()
 
     from fmnist_core.answer import answer_image
-    from fmnist_core.photo import NONE_INDEX, PhotoModel
-    from fmnist_core.photo_train import NOT_OF_THE_TEN, SOURCE_LABEL_TARGETS
+    from fmnist_core.photo import Backbone, PhotoModel, load_photo_head
     from fmnist_core.predict import Classifier
 
     started = time.perf_counter()
     classifier = Classifier.load()
     cnn_load = time.perf_counter() - started
     started = time.perf_counter()
-    photo_model = PhotoModel.load()
+    active = PhotoModel.load()
     photo_load = time.perf_counter() - started
-
-    def cnn(path):
-        return answer_image(path, classifier, None, "cnn")
-
-    def photo(path):
-        return answer_image(path, classifier, photo_model, "photo", cnn_view=False)
-
-    def page(path):
-        return answer_image(path, classifier, photo_model, "auto")
-
-    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or 'cpu'}",
-               "cnn_model": classifier.model_id, "photo_model": photo_model.model_id,
-               "load_seconds": {"cnn": round(cnn_load, 2), "photo_model": round(photo_load, 2)}}
-
-    clothing = held_out_clothing(args.limit)
-    allowed = [set(SOURCE_LABEL_TARGETS[label]) for _, label in clothing]
-    checked = np.array([label not in NOT_OF_THE_TEN for _, label in clothing])
-    for name, answer in (("cnn", cnn), ("photo_model", photo)):
-        answers, times = timed_answers(clothing, answer)
-        outputs = [NONE_INDEX if a.class_index is None else a.class_index for a in answers]
-        right = np.array([output in options for output, options in zip(outputs, allowed)])
-        sure = np.array([a.sure for a in answers])
-        flagged = right[~checked] if name == "photo_model" else np.zeros((~checked).sum(), bool)
-        results.setdefault("clothing_held_out", {})[name] = summary(right[checked], sure[checked], times, flagged)
-    photos = shared_photos()
-    for name, answer in (("cnn", cnn), ("photo_model", photo), ("page_answer", page)):
-        answers, times = timed_answers(photos, answer)
-        right = np.array([a.class_index == index for a, (_, index) in zip(answers, photos)])
-        results.setdefault("shared_photos", {})[name] = summary(right, np.array([a.sure for a in answers]), times)
-        if name == "photo_model":
-            results["shared_photos"]["photo_model_per_class"] = {
-                folder: int(sum(r for r, (_, i) in zip(right, photos) if i == index))
-                for folder, index in FOLDER_TO_CLASS.items()}
+    previous = PhotoModel(active.backbone, load_photo_head(args.previous))
+    models = {
+        "cnn": lambda source: answer_image(source, classifier, None, "cnn"),
+        "previous head": lambda source: answer_image(source, classifier, previous, "photo"),
+        "active, alone": lambda source: answer_image(source, classifier, active, "photo", cnn_view=False),
+        "active": lambda source: answer_image(source, classifier, active, "photo"),
+    }
+    results = {"machine": machine(), "cnn_model": classifier.model_id, "photo_model": active.model_id,
+               "previous_photo_model": previous.model_id, "cnn_weight": active.head.cnn_weight,
+               "load_seconds": {"cnn": round(cnn_load, 2), "photo_model": round(photo_load, 2)}, "domains": {}}
+    for domain, items in domains(args.limit).items():
+        allowed = [options for _, options in items]
+        row = results["domains"].setdefault(domain, {})
+        for name, answer in models.items():
+            answer(items[0][0])  # warm
+            answers, times = [], []
+            for source, _ in items:
+                began = time.perf_counter()
+                answers.append(answer(source))
+                times.append((time.perf_counter() - began) * 1000)
+            outputs = np.array([answered(a) for a in answers])
+            row[name] = summary(outputs, np.array([a.sure for a in answers]), allowed,
+                                np.array([a.not_clothing for a in answers]))
+            row[name].update(ms_median=round(float(np.median(times)), 1),
+                             ms_p95=round(float(np.percentile(times, 95)), 1))
+            if name == "active":
+                row[name]["one_threshold_curve"] = curve(np.array([a.confidence for a in answers]), outputs, allowed)
+            print(f"{domain:>24} | {name:>14} | " + json.dumps({k: v for k, v in row[name].items()
+                                                                if k not in ("per_class", "one_threshold_curve")}),
+                  flush=True)
     results["peak_rss_mb_both_models"] = round(peak_rss_mb(), 0)
+    backbone_only = time.perf_counter()
+    Backbone()
+    results["load_seconds"]["backbone_again"] = round(time.perf_counter() - backbone_only, 2)
     out = REPO_ROOT / "bench" / "results" / "photo_model.json"
     out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
-    print(json.dumps(results, indent=1))
-    print("\n| photos | model | right | sure answers right | answered sure | hats/shorts/skirts flagged | "
-          "ms median | ms p95 |\n|---|---|---|---|---|---|---|---|")
-    for group, label in (("clothing_held_out", f"../shared/clothing held out ({checked.sum()})"),
-                         ("shared_photos", "../shared/photos (56)")):
-        for name, row in results[group].items():
-            if name.endswith("per_class"):
+    print_tables(results)
+
+
+def print_tables(results: dict) -> None:
+    """The tables BENCHMARKS.md holds: per domain and model, then per class for the active head."""
+    print(f"\n{results['machine']}\n\n| photos | model | right | sure answers right | answered sure | "
+          "flagged (none of the ten) | ms median |\n|---|---|---|---|---|---|---|")
+    for domain, row in results["domains"].items():
+        for name, figures in row.items():
+            right = "-" if "right" not in figures else f"{figures['right']:.1%}"
+            sure = "-" if figures.get("sure_right") is None else f"{figures['sure_right']:.1%}"
+            coverage = "-" if "sure_coverage" not in figures else f"{figures['sure_coverage']:.0%}"
+            flagged = "-" if "flagged" not in figures else f"{figures['flagged']:.0%}"
+            print(f"| {domain} ({figures['photos']}) | {name} | {right} | {sure} | {coverage} | {flagged} | "
+                  f"{figures['ms_median']} |")
+    print("\nActive head, per class: right / sure answers right (count)\n")
+    ten_domains = [d for d, row in results["domains"].items() if "per_class" in row["active"]]
+    print("| class | " + " | ".join(ten_domains) + " |\n|---|" + "---|" * len(ten_domains))
+    from fmnist_core.data import CLASS_NAMES
+
+    for name in CLASS_NAMES:
+        cells = []
+        for domain in ten_domains:
+            figures = results["domains"][domain]["active"]["per_class"].get(name)
+            if not figures:
+                cells.append("-")
                 continue
-            flagged = row.get("not_of_the_ten_flagged")
-            print(f"| {label} | {name} | {row['accuracy']:.1%} | "
-                  f"{row['sure_accuracy'] or 0:.1%} | {row['sure_coverage']:.0%} | "
-                  f"{'-' if flagged is None else f'{flagged:.0%}'} | {row['ms_median']} | {row['ms_p95']} |")
+            right = "-" if figures["right"] is None else f"{figures['right']:.0%}"
+            sure = "-" if figures["sure_right"] is None else f"{figures['sure_right']:.0%}"
+            cells.append(f"{right} / {sure} ({figures['sure_answers']})")
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,11 @@ class Answer:
     cnn_heat: np.ndarray | None = field(default=None, repr=False)  # 28 x 28, 0..1
 
     @property
+    def not_clothing(self) -> bool:
+        """True when the photo model found nothing worn or carried in the photo (a cat, a cup, a page of text)."""
+        return self.photo is not None and self.model == "photo" and self.photo.not_clothing
+
+    @property
     def preprocessed(self) -> Preprocessed | None:
         """How the CNN's 28x28 view was made."""
         return self.cnn.preprocessed if self.cnn else None
@@ -58,7 +63,8 @@ class Answer:
         """The CLI's per-file JSON record: which model answered, its answer and doubt, the CNN's beside it."""
         record = {"model": self.model, "why": self.why, "class_name": self.class_name,
                   "class_index": self.class_index, "confidence": round(self.confidence, 6), "sure": self.sure,
-                  "doubts": self.doubts, "top_k": [[name, round(p, 6)] for name, p in self.top_k]}
+                  "doubts": self.doubts, "top_k": [[name, round(p, 6)] for name, p in self.top_k],
+                  "not_clothing": self.not_clothing}
         if self.model == "photo":
             record["cnn"] = ({"class_name": self.cnn.class_name, "confidence": round(self.cnn.confidence, 6)}
                              if self.cnn else {"error": self.cnn_problem})
@@ -104,11 +110,13 @@ def _cnn_answer(prediction: Prediction, why: str) -> tuple:
 
 def _photo_answer(answer: PhotoAnswer, threshold: float, why: str, top_k: int) -> tuple:
     doubts = []
-    if answer.output == NONE_INDEX:
-        doubts.append("this looks like none of the ten classes (a hat, shorts or a skirt, say)")
+    if answer.not_clothing:
+        doubts.append("this does not look like clothing, shoes or a bag at all")
+    elif answer.output == NONE_INDEX:
+        doubts.append("this looks like none of the ten classes (a hat, shorts, a skirt or a sock, say)")
     elif not answer.sure:
-        doubts.append(f"the photo model is unsure ({answer.confidence:.0%}; it is right about 95 % of the time "
-                      f"from {threshold:.0%})")
+        doubts.append(f"the photo model is unsure ({answer.confidence:.0%}; for a {answer.name} it is right about "
+                      f"95 % of the time from {threshold:.0%})")
     class_index = None if answer.output == NONE_INDEX else answer.output
     return ("photo", why, answer.name, class_index, answer.confidence, answer.sure, doubts, answer.top_k(top_k))
 
@@ -131,7 +139,11 @@ def answer_image(source, classifier: Classifier, photo_model: PhotoModel | None 
         pending = _POOL.submit(_cnn_prediction, image, classifier, top_k) if cnn_view else None
         photo = photo_model.answer_photo(image)
         cnn, cnn_problem = pending.result() if pending else (None, "not asked for")
-        fields = _photo_answer(photo, photo_model.head.sure_threshold, why, top_k)
+        if cnn is not None and cnn.preprocessed is not None:
+            photo = photo_model.with_cnn(photo, cnn.probabilities, cnn.preprocessed.background != "cluttered")
+            if photo.cnn_weight:
+                why += " (an item on a plain page, as Fashion-MNIST's are: the CNN's opinion counts in too)"
+        fields = _photo_answer(photo, photo_model.head.threshold_of(photo.output), why, top_k)
     else:
         cnn, cnn_problem = _cnn_prediction(image, classifier, top_k)
         if cnn is None:

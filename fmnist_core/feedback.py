@@ -191,20 +191,21 @@ class PhotoFeatures:
 
     views: tuple[str, ...]
     pooled: np.ndarray  # views x 1280 float32
-    imagenet_kept: np.ndarray  # len(KEPT_IMAGENET), mean over the views
+    imagenet_kept: np.ndarray  # views x len(KEPT_IMAGENET)
     backbone_sha256: str
 
 
 def photo_features(jpeg: bytes, backbone) -> PhotoFeatures:
     """The features the photo head trains on, for every view it knows, computed from the stored copy."""
-    from fmnist_core.photo import kept_imagenet_log_probs, mean_over_views
-    from fmnist_core.preprocess import PHOTO_VIEWS, decode, photo_views
+    from fmnist_core.photo import kept_imagenet_log_probs
+    from fmnist_core.preprocess import VIEW_GROUPS, decode, frame_views, view_frame
 
-    views = tuple(PHOTO_VIEWS)
-    output = backbone.run(photo_views(decode(jpeg, draft=backbone.size), views, backbone.size))
-    kept = mean_over_views(kept_imagenet_log_probs(output.logits))
-    return PhotoFeatures(views, output.pooled.astype(np.float32), kept.astype(np.float32),
-                         backbone.record["sha256"])
+    image = decode(jpeg, draft=backbone.size)
+    views = tuple(view for group in VIEW_GROUPS for view in group)
+    output = backbone.run(np.concatenate([frame_views(view_frame(image, group), group, backbone.size)
+                                          for group in VIEW_GROUPS]))
+    return PhotoFeatures(views, output.pooled.astype(np.float32),
+                         kept_imagenet_log_probs(output.logits).astype(np.float32), backbone.record["sha256"])
 
 
 # ---- writing -----------------------------------------------------------------------------------------
@@ -392,7 +393,7 @@ def accepted_rows(views: tuple[str, ...], backbone=None, path: Path | None = Non
     Rows whose features came from another backbone are recomputed from their stored photo with this one
     (backbone: a photo.Backbone; loaded when needed) and written back, so the next run is fast.
     """
-    from fmnist_core.photo import KEPT_IMAGENET
+    from fmnist_core.photo import KEPT_IMAGENET, mean_over_views
 
     try:
         with connect(path) as connection:
@@ -405,7 +406,9 @@ def accepted_rows(views: tuple[str, ...], backbone=None, path: Path | None = Non
         return TrainingRows(np.zeros(0, int), np.zeros(0, str), np.zeros((0, 1280 * len(views)), np.float32),
                             np.zeros((0, len(KEPT_IMAGENET)), np.float32))
     current = backbone.record["sha256"] if backbone is not None else current_backbone_sha256()
-    stale = [row for row in rows if row["backbone_sha256"] != current]
+    # Stale: made by another backbone, or before these views (or per-view ImageNet scores) were kept.
+    stale = [row for row in rows if row["backbone_sha256"] != current or not set(views) <= set(row["views"].split(","))
+             or len(row["imagenet_kept"]) != 4 * len(KEPT_IMAGENET) * len(row["views"].split(","))]
     if stale and backbone is None:
         from fmnist_core.photo import Backbone
 
@@ -419,13 +422,15 @@ def accepted_rows(views: tuple[str, ...], backbone=None, path: Path | None = Non
                                "backbone_sha256 = ? WHERE id = ?", (row["views"], row["features"],
                                                                     row["imagenet_kept"], row["backbone_sha256"],
                                                                     row["id"]))
-    features = []
+    features, kept = [], []
     for row in rows:
         stored = row["views"].split(",")
-        pooled = np.frombuffer(row["features"], "<f4").reshape(len(stored), -1)
-        features.append(np.concatenate([pooled[stored.index(view)] for view in views]))
+        chosen = [stored.index(view) for view in views]
+        features.append(np.frombuffer(row["features"], "<f4").reshape(len(stored), -1)[chosen].ravel())
+        # ImageNet's view of the photo: the mean over the head's views, as PhotoModel.answer_photo takes it.
+        kept.append(mean_over_views(np.frombuffer(row["imagenet_kept"], "<f4").reshape(len(stored), -1)[chosen]))
     return TrainingRows(np.array([row["id"] for row in rows]), np.array([row["label"] for row in rows]),
-                        np.stack(features), np.stack([np.frombuffer(row["imagenet_kept"], "<f4") for row in rows]))
+                        np.stack(features), np.stack(kept).astype(np.float32))
 
 
 def timed_add(data: bytes, correction: Correction, backbone, path: Path | None = None) -> tuple[int, float]:

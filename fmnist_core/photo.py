@@ -11,6 +11,7 @@ See PhotoHead.probabilities.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -22,7 +23,7 @@ import numpy as np
 
 from fmnist_core.config import REPO_ROOT
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.preprocess import PHOTO_SIZE, centre_share, photo_views
+from fmnist_core.preprocess import FRAME_VIEWS, PHOTO_SIZE, centre_share, frame_views, view_frame
 
 BACKBONE_DIR = REPO_ROOT / "models" / "backbones"
 BACKBONE_NAME = "efficientnet-lite0"
@@ -40,8 +41,35 @@ SHOE_TYPE_CLASSES = {SANDAL: {774: "sandal"}, SNEAKER: {770: "running shoe", 630
 # labelled only "Longsleeve" (fmnist_core.photo_train.resolve_set_labels).
 KNITWEAR_CLASSES = {841: "sweatshirt", 474: "cardigan"}
 JERSEY_CLASSES = {610: "jersey, T-shirt"}
+# Things worn or carried that are none of the ten (socks, belts, hats, sunglasses, ties, swimwear, skirts):
+# ImageNet's summed probability of these goes to "not one of the ten" (fold_in_imagenet), as its bag
+# classes' goes to Bag. The pool teaches the head only hats, shorts and skirts; a sock was an ankle boot.
+NOT_OF_THE_TEN_CLASSES = {
+    806: "sock", 496: "Christmas stocking", 836: "sunglass", 837: "sunglasses", 464: "buckle", 433: "bathing cap",
+    452: "bonnet", 515: "cowboy hat", 793: "shower cap", 808: "sombrero", 667: "mortarboard", 518: "crash helmet",
+    560: "football helmet", 451: "bolo tie", 457: "bow tie", 906: "Windsor tie", 679: "necklace", 658: "mitten",
+    903: "wig", 584: "hair slide", 552: "feather boa", 615: "knee pad", 842: "swimming trunks", 655: "miniskirt",
+    445: "bikini", 459: "brassiere",
+}
 KEPT_IMAGENET = tuple(sorted([*BAG_CLASSES, *(i for group in SHOE_TYPE_CLASSES.values() for i in group),
-                              *KNITWEAR_CLASSES, *JERSEY_CLASSES]))
+                              *KNITWEAR_CLASSES, *JERSEY_CLASSES, *NOT_OF_THE_TEN_CLASSES]))
+# Everything ImageNet-1k knows that is worn or carried: garments, shoes, bags, hats, accessories, and the
+# fabrics a garment on a white page is often taken for. Their summed probability tells a photo of clothing
+# from one of a cat, a cup or a page of text (PhotoHead.garment_floor): ImageNet's other 935 classes
+# already know such things, the head (which never saw them) does not.
+WEARABLE_CLASSES = {
+    399: "abaya", 400: "academic gown", 411: "apron", 414: "backpack", 433: "bathing cap", 445: "bikini",
+    451: "bolo tie", 452: "bonnet", 457: "bow tie", 459: "brassiere", 464: "buckle", 465: "bulletproof vest",
+    474: "cardigan", 496: "Christmas stocking", 501: "cloak", 502: "clog", 514: "cowboy boot", 515: "cowboy hat",
+    518: "crash helmet", 529: "diaper", 552: "feather boa", 560: "football helmet", 568: "fur coat", 578: "gown",
+    584: "hair slide", 591: "handkerchief", 601: "hoopskirt", 608: "jean", 610: "jersey", 614: "kimono",
+    615: "knee pad", 617: "lab coat", 630: "Loafer", 636: "mailbag", 638: "maillot", 639: "tank suit",
+    652: "military uniform", 655: "miniskirt", 658: "mitten", 667: "mortarboard", 679: "necklace",
+    689: "overskirt", 697: "pajama", 728: "plastic bag", 735: "poncho", 748: "purse", 770: "running shoe",
+    774: "sandal", 775: "sarong", 793: "shower cap", 806: "sock", 808: "sombrero", 824: "stole", 834: "suit",
+    836: "sunglass", 837: "sunglasses", 841: "sweatshirt", 842: "swimming trunks", 869: "trench coat",
+    885: "velvet", 887: "vestment", 893: "wallet", 903: "wig", 906: "Windsor tie", 911: "wool",
+}
 
 
 class PhotoModelError(RuntimeError):
@@ -67,6 +95,13 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 def kept_imagenet_log_probs(logits: np.ndarray) -> np.ndarray:
     """ImageNet log-probabilities of the KEPT_IMAGENET classes only (what the feature cache stores)."""
     return log_softmax(logits)[:, list(KEPT_IMAGENET)]
+
+
+def wearable_log_mass(logits: np.ndarray) -> np.ndarray:
+    """log of ImageNet's summed probability of WEARABLE_CLASSES, per row (N)."""
+    from scipy.special import logsumexp
+
+    return logsumexp(log_softmax(logits)[:, list(WEARABLE_CLASSES)], axis=1)
 
 
 def mean_over_views(log_probs: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -113,17 +148,18 @@ class Backbone:
         except cv2.error as error:
             raise PhotoModelError(f"OpenCV could not load {self.path.name}: {str(error).strip()[:200]}") from None
         self._lock = threading.Lock()
-        self.kept_rows = self._kept_imagenet_rows(Path(directory))
+        self.bag_rows = self._bag_rows(Path(directory))
         self.name = name
         self.size = int(self.record.get("size", PHOTO_SIZE))
 
-    def _kept_imagenet_rows(self, directory: Path) -> np.ndarray:
-        """ImageNet's classifier rows (len(KEPT_IMAGENET) x 1280) for the classes the photo model reads."""
+    def _bag_rows(self, directory: Path) -> np.ndarray:
+        """ImageNet's classifier rows (len(BAG_CLASSES) x 1280) of the bag classes, for the bag's heat map."""
         try:
             with np.load(directory / self.record["kept_imagenet_file"], allow_pickle=False) as data:
-                if tuple(int(c) for c in data["classes"]) != KEPT_IMAGENET:
-                    raise ValueError("its classes are not KEPT_IMAGENET")
-                return data["weights"].astype(np.float64)
+                classes = [int(c) for c in data["classes"]]
+                if not set(BAG_CLASSES) <= set(classes):
+                    raise ValueError("it lacks rows of the bag classes")
+                return data["weights"].astype(np.float64)[[classes.index(c) for c in BAG_CLASSES]]
         except (OSError, ValueError, KeyError) as error:
             raise PhotoModelError(f"the backbone's ImageNet rows are missing or damaged ({error}); rerun "
                                   "scripts/convert_backbone.py") from None
@@ -155,6 +191,35 @@ class PhotoHead:
     # True when accepted corrections taught the head shoe types: its own split between sandal, sneaker and
     # ankle boot then counts beside ImageNet's (fold_in_imagenet), so that a correction can move it.
     taught_shoe_types: bool = False
+    # ImageNet's wearable mass (WEARABLE_CLASSES) under which a photo does not look like clothing at all;
+    # 0 turns the check off (heads made before it). See clothing_share.
+    garment_floor: float = 0.0
+    # Per output (11), the calibrated probability from which that answer counts as sure; None: sure_threshold
+    # for every class. A class the head often confuses needs more than one it rarely gets wrong.
+    class_thresholds: np.ndarray | None = None
+    # Weight of the Fashion-MNIST CNN's opinion on a photo of an item on a plain page (mix_with_cnn);
+    # 0: the photo model alone (heads made before it).
+    cnn_weight: float = 0.0
+    # ImageNet's mass of worn things none of the ten (NOT_OF_THE_TEN_CLASSES) goes to "not one of the ten"
+    # (fold_in_imagenet); False for heads made before it, so that they answer as they were measured.
+    worn_others_to_none: bool = True
+
+    def threshold_of(self, output: int) -> float:
+        """The probability from which an answer of this output counts as sure."""
+        return self.sure_threshold if self.class_thresholds is None else float(self.class_thresholds[output])
+
+    def clothing_share(self, wearable: np.ndarray | None) -> np.ndarray | None:
+        """P(the photo shows something worn or carried), N, from ImageNet's wearable log-mass; None when off.
+
+        A logistic in log-mass, centred on garment_floor, one e-fold wide: ImageNet's mass stays under a few
+        per cent for photos of anything else, and is tens of per cent for garments, shoes and bags, on a
+        floor or on a shop's page.
+        """
+        if not self.garment_floor or wearable is None:
+            return None
+        wearable = np.asarray(wearable, np.float64)
+        share = 1.0 / (1.0 + np.exp(-(np.nan_to_num(wearable) - np.log(self.garment_floor)) * GARMENT_SLOPE))
+        return np.where(np.isnan(wearable), 1.0, share)  # not known (a cache made before it): no evidence against
 
     def logits(self, pooled: np.ndarray) -> np.ndarray:
         """Uncalibrated head logits (N x 11) for N x (views x 1280) pooled features, the views side by side."""
@@ -164,15 +229,24 @@ class PhotoHead:
         """Calibrated softmax of the head alone (N x 11), before ImageNet's bag and shoe types."""
         return np.exp(log_softmax(self.logits(pooled) / self.temperature))
 
-    def probabilities(self, pooled: np.ndarray, imagenet_kept: np.ndarray) -> np.ndarray:
+    def probabilities(self, pooled: np.ndarray, imagenet_kept: np.ndarray, wearable: np.ndarray | None = None
+                      ) -> np.ndarray:
         """The answer's probabilities (N x 11): the head's, with ImageNet's bag mass and shoe types folded in.
 
         imagenet_kept: ImageNet log-probabilities of KEPT_IMAGENET (kept_imagenet_log_probs). The bag gets
         ImageNet's summed bag probability and everything else shares the rest; the head's shoe mass is
         split between sandal, sneaker and ankle boot in the proportions of ImageNet's shoe types (the
-        head's own split is untaught: its photos are labelled "Shoes" only).
+        head's own split is untaught: its photos are labelled "Shoes" only). With wearable (ImageNet's
+        wearable log-mass, N) and a garment_floor, the ten classes share only the clothing share of the
+        mass; the rest goes to "not one of the ten".
         """
-        return fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept, self.taught_shoe_types)
+        folded = fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept, self.taught_shoe_types,
+                                  self.worn_others_to_none)
+        share = self.clothing_share(wearable)
+        if share is not None:
+            folded[:, :NONE_INDEX] *= share[:, None]
+            folded[:, NONE_INDEX] = 1.0 - folded[:, :NONE_INDEX].sum(axis=1)
+        return folded
 
     def position_scores(self, feature_maps: np.ndarray, output: int) -> np.ndarray:
         """Each view's per-position share of one output's logit (views x 7 x 7) for one photo's feature maps.
@@ -204,7 +278,10 @@ class PhotoHead:
                  mean=self.mean.astype(np.float32), scale=self.scale.astype(np.float32),
                  temperature=np.float64(self.temperature), sure_threshold=np.float64(self.sure_threshold),
                  views=np.array(self.views, dtype=str), power=np.float64(self.power),
-                 taught_shoe_types=np.bool_(self.taught_shoe_types))
+                 taught_shoe_types=np.bool_(self.taught_shoe_types), garment_floor=np.float64(self.garment_floor),
+                 class_thresholds=np.full(len(OUTPUT_NAMES), np.nan) if self.class_thresholds is None
+                 else np.asarray(self.class_thresholds, np.float64), cnn_weight=np.float64(self.cnn_weight),
+                 worn_others_to_none=np.bool_(self.worn_others_to_none))
         return buffer.getvalue()
 
     def save(self, path: Path) -> None:
@@ -219,11 +296,19 @@ class PhotoHead:
             views = tuple(str(v) for v in data["views"]) if "views" in data.files else ("whole",)
             power = float(data["power"]) if "power" in data.files else 1.0  # older heads: the features as they are
             taught = bool(data["taught_shoe_types"]) if "taught_shoe_types" in data.files else False
+            floor = float(data["garment_floor"]) if "garment_floor" in data.files else 0.0
+            thresholds = data["class_thresholds"].astype(np.float64) if "class_thresholds" in data.files else None
+            if thresholds is not None and (thresholds.shape != (len(OUTPUT_NAMES),) or np.isnan(thresholds).any()):
+                thresholds = None
+            cnn_weight = float(data["cnn_weight"]) if "cnn_weight" in data.files else 0.0
+            others = bool(data["worn_others_to_none"]) if "worn_others_to_none" in data.files else False
             return cls(data["weights"].astype(np.float64), data["bias"].astype(np.float64),
                        data["mean"].astype(np.float64), data["scale"].astype(np.float64),
-                       float(data["temperature"]), float(data["sure_threshold"]), meta or {}, views, power, taught)
+                       float(data["temperature"]), float(data["sure_threshold"]), meta or {}, views, power, taught,
+                       floor, thresholds, cnn_weight, others)
 
 
+GARMENT_SLOPE = 4.0  # the clothing share goes from 12 % to 88 % over half an e-fold of wearable mass either side
 POWER_FLOOR = 1e-6  # where a channel's pooled value is ~0 its gradient under a power < 1 is capped, not infinite
 
 
@@ -242,8 +327,12 @@ def imagenet_group_mass(imagenet_kept: np.ndarray, classes) -> np.ndarray:
     return np.exp(np.asarray(imagenet_kept, np.float64)[:, columns]).sum(axis=1)
 
 
-def fold_in_imagenet(head: np.ndarray, imagenet_kept: np.ndarray, head_shoe_types: bool = False) -> np.ndarray:
+def fold_in_imagenet(head: np.ndarray, imagenet_kept: np.ndarray, head_shoe_types: bool = False,
+                     worn_others: bool = True) -> np.ndarray:
     """Head probabilities (N x 11) with ImageNet's bag probability and shoe-type proportions folded in.
+
+    Last (worn_others), ImageNet's probability of things worn that are none of the ten (NOT_OF_THE_TEN_CLASSES:
+    a sock, a belt's buckle, sunglasses, a cap) goes to "not one of the ten", everything else sharing the rest.
 
     head_shoe_types: the head was taught shoe types (by corrections), so each type's share is ImageNet's
     times the head's own, renormalised (a product of the two opinions), instead of ImageNet's alone.
@@ -261,6 +350,41 @@ def fold_in_imagenet(head: np.ndarray, imagenet_kept: np.ndarray, head_shoe_type
     bag = imagenet_group_mass(imagenet_kept, BAG_CLASSES)
     result *= (1.0 - bag)[:, None]
     result[:, BAG] += bag
+    if worn_others:
+        others = imagenet_group_mass(imagenet_kept, NOT_OF_THE_TEN_CLASSES)
+        result *= (1.0 - others)[:, None]
+        result[:, NONE_INDEX] += others
+    return result
+
+
+GARMENTS_AND_BAG = tuple(index for index in range(NONE_INDEX) if index not in SHOES)
+
+
+def mix_with_cnn(probabilities: np.ndarray, cnn: np.ndarray, weight: float) -> np.ndarray:
+    """The photo model's probabilities (11) mixed with the Fashion-MNIST CNN's (10): a weighted geometric mean.
+
+    Fashion-MNIST is product shots on a plain page, so on such a photo the CNN has its own say: it tells
+    bags, coats, shirts and trousers apart from their silhouettes. It is mixed over the seven garments and
+    the bag and one "shoe" group; within the shoes the photo model's split stands (the CNN calls a pair of
+    sneakers seen from above a sandal), and so does its "not one of the ten" share.
+    """
+    probabilities = np.asarray(probabilities, np.float64)
+    cnn = np.asarray(cnn, np.float64)
+    ten = probabilities[:NONE_INDEX].sum()
+    if weight <= 0 or ten <= 0:
+        return probabilities
+    groups = list(GARMENTS_AND_BAG)
+
+    def grouped(p: np.ndarray) -> np.ndarray:
+        return np.append(p[groups], p[list(SHOES)].sum())
+
+    own = grouped(probabilities[:NONE_INDEX] / ten)
+    mixed = np.exp((1 - weight) * np.log(own + 1e-9) + weight * np.log(grouped(cnn / cnn.sum()) + 1e-9))
+    mixed = mixed / mixed.sum() * ten
+    result = probabilities.copy()
+    result[groups] = mixed[:-1]
+    shoes = probabilities[list(SHOES)]
+    result[list(SHOES)] = mixed[-1] * (shoes / shoes.sum() if shoes.sum() > 0 else np.full(len(SHOES), 1 / 3))
     return result
 
 
@@ -342,6 +466,13 @@ class PhotoAnswer:
     feature_maps: np.ndarray = field(repr=False)  # views x 1280 x 7 x 7
     imagenet_kept_probabilities: np.ndarray = field(repr=False)  # ImageNet probabilities of KEPT_IMAGENET
     centre_share: float = 1.0  # the centre view's side as a share of the whole view's
+    clothing_share: float | None = None  # P(something worn or carried is in the photo), from ImageNet; None: unchecked
+    cnn_weight: float = 0.0  # the weight the Fashion-MNIST CNN's opinion had in this answer (0: the photo model alone)
+
+    @property
+    def not_clothing(self) -> bool:
+        """True when the answer is "not one of the ten" because the photo does not look like clothing at all."""
+        return self.output == NONE_INDEX and self.clothing_share is not None and self.clothing_share < 0.5
 
     @property
     def view(self) -> np.ndarray:
@@ -378,14 +509,27 @@ class PhotoModel:
 
     def answer_photo(self, image) -> PhotoAnswer:
         """The answer for one decoded photo (PIL image): its views through the backbone in one batch, then the head."""
-        views = photo_views(image, self.head.views, self.backbone.size)
+        frame = view_frame(image, self.head.views)
+        views = frame_views(frame, self.head.views, self.backbone.size)
         output = self.backbone.run(views)
         kept = mean_over_views(kept_imagenet_log_probs(output.logits))[None]
-        row = self.head.probabilities(output.pooled.reshape(1, -1), kept)[0]
+        wearable = mean_over_views(wearable_log_mass(output.logits))[None]
+        row = self.head.probabilities(output.pooled.reshape(1, -1), kept, wearable)[0]
         best = int(row.argmax())
-        sure = bool(row[best] >= self.head.sure_threshold and best != NONE_INDEX)
+        sure = bool(row[best] >= self.head.threshold_of(best) and best != NONE_INDEX)
+        share = self.head.clothing_share(wearable)
         return PhotoAnswer(best, float(row[best]), sure, row, views, output.feature_maps, np.exp(kept[0]),
-                           centre_share(image))
+                           centre_share(frame), None if share is None else float(share[0]))
+
+    def with_cnn(self, answer: PhotoAnswer, cnn_probabilities: np.ndarray, plain_page: bool) -> PhotoAnswer:
+        """The answer with the CNN's opinion mixed in (mix_with_cnn) when the item lies on a plain page."""
+        if not plain_page or not self.head.cnn_weight:
+            return answer
+        row = mix_with_cnn(answer.probabilities, cnn_probabilities, self.head.cnn_weight)
+        best = int(row.argmax())
+        return dataclasses.replace(answer, output=best, confidence=float(row[best]), probabilities=row,
+                                   sure=bool(row[best] >= self.head.threshold_of(best) and best != NONE_INDEX),
+                                   cnn_weight=self.head.cnn_weight)
 
     def heat_map(self, answer: PhotoAnswer) -> np.ndarray:
         """The answer's class activation map in the whole view's frame, 0..1 (see PhotoHead.heat_map).
@@ -395,7 +539,7 @@ class PhotoModel:
         """
         if answer.output == BAG:  # where ImageNet's bag classes saw their evidence, weighted by their share
             weights = answer.imagenet_kept_probabilities[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
-            rows = self.backbone.kept_rows[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
+            rows = self.backbone.bag_rows
             scores = np.einsum("c,vcyx->vyx", weights @ rows, np.asarray(answer.feature_maps, np.float64))
             return views_cam(scores, self.head.views, answer.centre_share)
         output = SANDAL if answer.output in SHOES else answer.output
@@ -415,11 +559,11 @@ def views_cam(scores: np.ndarray, views: tuple[str, ...], share: float) -> np.nd
     import cv2
 
     scores = np.asarray(scores, np.float64)
-    if tuple(views) == ("whole",):
+    if len(views) == 1:
         return normalised_cam(scores[0])
     combined = np.zeros((CAM_GRID, CAM_GRID))
     for name, view_scores in zip(views, scores):
-        side = CAM_GRID if name == "whole" else max(1, int(round(CAM_GRID * share)))
+        side = CAM_GRID if name in FRAME_VIEWS else max(1, int(round(CAM_GRID * share)))
         start = (CAM_GRID - side) // 2
         combined[start:start + side, start:start + side] += cv2.resize(view_scores, (side, side),
                                                                        interpolation=cv2.INTER_LINEAR)

@@ -489,7 +489,56 @@ def photo_centre_view(image: Image.Image, size: int = PHOTO_SIZE) -> np.ndarray:
     return _resized_square(rgb[top:top + side, left:left + side], size)
 
 
-PHOTO_VIEWS = {"whole": photo_view, "centre": photo_centre_view}
+ITEM_MARGIN = 0.06  # the item view keeps this share of the item's longer side around it
+ITEM_PART = 0.05  # a separate blob at least this share of the largest one's area is part of the item (a pair's other shoe)
+
+
+def item_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+    """The item's box (x0, y0, x1, y1) in the photo's pixels when it lies on a plain page, else None.
+
+    A shop shot shows a small item on a large white page (a pair of sneakers fills a tenth of it); the
+    phone photos the head learned from are filled by their garment. Trimming the page away shows the
+    backbone the item at the scale it knows. On a busy background nothing is trimmed (GrabCut's box is
+    not sure enough to cut a garment's sleeves off).
+    """
+    small = shrink(np.asarray(image.convert("RGB")))
+    gray = to_gray(small)
+    page = analyse_background(gray)
+    if not page.plain:
+        return None
+    mask = threshold_mask(item_bright_on_black(gray, page))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1 or stats[1:, cv2.CC_STAT_AREA].max() < MIN_ITEM_FRACTION * gray.size:
+        return None
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    ys, xs = np.nonzero(np.isin(labels, np.flatnonzero(areas >= ITEM_PART * areas.max()) + 1))
+    height, width = gray.shape
+    margin = ITEM_MARGIN * max(xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+    x0, y0 = max(0.0, xs.min() - margin), max(0.0, ys.min() - margin)
+    x1, y1 = min(float(width), xs.max() + 1 + margin), min(float(height), ys.max() + 1 + margin)
+    if x1 - x0 >= FULL_FRAME_FRACTION * width and y1 - y0 >= FULL_FRAME_FRACTION * height:
+        return None
+    sx, sy = image.size[0] / width, image.size[1] / height
+    return int(x0 * sx), int(y0 * sy), int(np.ceil(x1 * sx)), int(np.ceil(y1 * sy))
+
+
+def item_frame(image: Image.Image) -> Image.Image:
+    """The photo trimmed to its item on a plain page (item_box), or the photo itself."""
+    box = item_box(image)
+    return image if box is None else image.crop(box)
+
+
+PHOTO_VIEWS = {"whole": photo_view, "centre": photo_centre_view, "item": photo_view, "item-centre": photo_centre_view}
+FRAME_VIEWS = ("whole", "item")  # views that show their frame whole (the others show its centre square)
+VIEW_GROUPS = (("whole", "centre"), ("item", "item-centre"))  # the views cut from one frame
+
+
+def view_frame(image: Image.Image, names: tuple[str, ...]) -> Image.Image:
+    """The picture the named views are cut from: the photo, or the photo trimmed to its item (item views)."""
+    items = [name.startswith("item") for name in names]
+    if any(items) and not all(items):
+        raise ValueError(f"views {names} mix the whole photo and the item: a head reads one frame")
+    return item_frame(image) if any(items) else image
 
 
 def photo_views(image: Image.Image, names: tuple[str, ...], size: int = PHOTO_SIZE) -> np.ndarray:
@@ -497,7 +546,12 @@ def photo_views(image: Image.Image, names: tuple[str, ...], size: int = PHOTO_SI
     unknown = [name for name in names if name not in PHOTO_VIEWS]
     if unknown:
         raise ValueError(f"unknown photo view(s) {unknown} (known: {', '.join(PHOTO_VIEWS)})")
-    return np.stack([PHOTO_VIEWS[name](image, size) for name in names])
+    return frame_views(view_frame(image, names), names, size)
+
+
+def frame_views(frame: Image.Image, names: tuple[str, ...], size: int = PHOTO_SIZE) -> np.ndarray:
+    """The named views of a frame already made by view_frame (no second trim)."""
+    return np.stack([PHOTO_VIEWS[name](frame, size) for name in names])
 
 
 def centre_share(image: Image.Image) -> float:

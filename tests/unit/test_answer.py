@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,7 +65,8 @@ def test_a_photo_is_answered_by_the_photo_model_with_the_cnn_view_beside(models)
     assert answer.cnn is not None and answer.cnn.preprocessed.image.shape == (28, 28)
     assert answer.photo.views.shape == (2, 224, 224, 3)  # the whole photo and its centre
     assert answer.photo_heat.shape == (photo.CAM_GRID, photo.CAM_GRID) and answer.cnn_heat.shape == (28, 28)
-    assert answer.sure == (answer.confidence >= photo_model.head.sure_threshold and answer.class_name != NONE_NAME)
+    assert answer.sure == (answer.confidence >= photo_model.head.threshold_of(answer.photo.output)
+                           and answer.class_name != NONE_NAME)
     assert abs(sum(p for _, p in answer.photo.top_k(11)) - 1.0) < 1e-6
     record = answer.to_json()
     assert record["model"] == "photo" and record["cnn"]["class_name"] == answer.cnn.class_name
@@ -118,3 +120,39 @@ def test_cli_predict_without_a_photo_model(registry_dir, tmp_path):
     assert "photo model is not available" in json.loads(auto.stdout)[0]["why"]
     forced = run_cli("predict", photo_path, "--use", "photo", env_root=registry_dir)
     assert forced.returncode == 1 and "train-photo" in forced.stderr
+
+
+@pytest.mark.parametrize("index", range(7))
+def test_pictures_of_no_garment_are_said_not_to_look_like_clothing(models, index):
+    from bench.non_garments import chart, text_page
+
+    classifier, photo_model = models
+    sample = Path(__import__("sklearn.datasets").datasets.__file__).parent / "images"
+    pictures = [Image.open(sample / "china.jpg"), Image.open(sample / "flower.jpg"), text_page(0), text_page(1, 30),
+                chart(0), chart(1), Image.open(REPO_ROOT / "docs" / "screenshots" / "overview.png")]
+    answer = answer_image(pictures[index].convert("RGB"), classifier, photo_model)
+    assert answer.model == "photo" and answer.class_index is None and answer.not_clothing, answer.top_k
+    assert any("does not look like clothing" in doubt for doubt in answer.doubts)
+    assert answer.to_json()["not_clothing"] is True and not answer.sure
+
+
+def test_garments_are_not_called_not_clothing(models):
+    classifier, photo_model = models
+    for folder in ("trouser", "sneaker", "bag"):
+        for path in sorted((SHARED_PHOTOS / folder).glob("*.jpg"))[:2]:
+            answer = answer_image(path, classifier, photo_model)
+            assert not answer.not_clothing and answer.photo.clothing_share > 0.5, (path.name, answer.top_k)
+
+
+def test_the_cnn_counts_in_only_for_an_item_on_a_plain_page(models):
+    classifier, photo_model = models
+    assert photo_model.head.cnn_weight > 0
+    on_a_page = Image.new("RGB", (360, 540), (245, 245, 245))
+    on_a_page.paste(colour_photo((200, 300)).crop((40, 40, 160, 260)), (120, 160))
+    plain = answer_image(on_a_page, classifier, photo_model)
+    assert plain.cnn.preprocessed.background == "light" and plain.photo.cnn_weight == photo_model.head.cnn_weight
+    assert "CNN's opinion counts in" in plain.why
+    alone = photo_model.answer_photo(on_a_page)
+    assert np.allclose(plain.photo.probabilities, photo.mix_with_cnn(alone.probabilities, plain.cnn.probabilities,
+                                                                     photo_model.head.cnn_weight))
+    assert photo_model.with_cnn(alone, plain.cnn.probabilities, plain_page=False) is alone  # a busy photo: no say

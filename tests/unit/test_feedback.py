@@ -107,14 +107,14 @@ def test_the_head_trains_on_accepted_corrections_with_their_weight(db, tmp_path,
     path = synthetic_feature_file(tmp_path / "features.npz", dims=dims)
     backbone = FakeBackbone(dims=dims)
     # Photos the pool would call T-shirts (their features sit on the T-shirt cluster) corrected as bags.
-    with np.load(path) as data:
+    with np.load(photo_train.view_features_file(path, "item")) as data:
         tshirt = data["features"][data["labels"] == "T-Shirt"][:6].astype(np.float32)
     for _ in range(6):
         feedback.add(jpeg(), feedback.Correction("Bag"), backbone, accept=True)
-    with sqlite3.connect(db) as connection:  # give them the T-shirt cluster's features, in both views
+    with sqlite3.connect(db) as connection:  # give them the T-shirt cluster's features, in every view
         for row_id, features in zip(range(1, 7), tshirt):
             connection.execute("UPDATE corrections SET features = ? WHERE id = ?",
-                               (np.stack([features, features]).astype("<f4").tobytes(), row_id))
+                               (np.stack([features] * 4).astype("<f4").tobytes(), row_id))
     config = photo_train.PhotoTrainConfig(folds=3, with_feedback=True, feedback_weight=50.0)
     head = photo_train.train_photo_head(config, path, feedback_path=db)
     summary = head.meta["corrections"]
@@ -221,7 +221,8 @@ def test_shoe_corrections_narrow_the_pools_clear_shoes_to_imagenets_type():
     kept = np.full((3, len(KEPT_IMAGENET)), -30.0)
     kept[0, KEPT_IMAGENET.index(next(iter(SHOE_TYPE_CLASSES[SANDAL])))] = np.log(0.8)  # clearly a sandal
     photos = photo_train.PhotoSet(np.array(["a", "b", "c"]), labels, np.zeros((3, 4), np.float32), kept,
-                                  allowed, np.array(["train"] * 3), np.ones(3))
+                                  allowed, np.array(["train"] * 3), np.ones(3), np.array(["phone"] * 3),
+                                  np.zeros(3))
     targets = photo_train.training_targets(photos, photo_train.PhotoTrainConfig(with_feedback=True))
     assert targets[0].tolist() == np.eye(11, dtype=bool)[SANDAL].tolist()  # narrowed
     assert targets[1, list(SHOES)].all()  # ImageNet names no type: the set stays

@@ -257,3 +257,24 @@ def test_photo_centre_view_is_the_centre_square_and_the_whole_view_pads():
     assert centre_share(image) == pytest.approx(200 / 300)
     with pytest.raises(ValueError, match="unknown photo view"):
         photo_views(image, ("whole", "zoom"))
+
+
+def test_item_views_trim_a_small_item_on_a_plain_page_and_leave_a_busy_photo_whole():
+    from fmnist_core.preprocess import item_box, item_frame, photo_views
+
+    page = np.full((540, 360, 3), 246, np.uint8)
+    page[330:420, 60:150] = (30, 30, 160)  # a pair of shoes, small, low on a shop's page
+    page[340:420, 200:300] = (30, 30, 160)
+    image = Image.fromarray(page)
+    x0, y0, x1, y1 = item_box(image)
+    assert x0 <= 60 and y0 <= 330 and x1 >= 300 and y1 >= 420  # both shoes, with a margin
+    assert (x1 - x0) < 300 and (y1 - y0) < 140  # and not much more
+    assert item_frame(image).size == (x1 - x0, y1 - y0)
+    item, centre = photo_views(image, ("item", "item-centre"), 64)
+    assert (item < 200).mean() > 0.2  # the pair fills the item view; on the whole page it is a speck
+    assert (photo_views(image, ("whole",), 64)[0] < 200).mean() < 0.1
+    rng = np.random.default_rng(2)
+    busy = Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8))
+    assert item_box(busy) is None and item_frame(busy) is busy
+    with pytest.raises(ValueError, match="one frame"):
+        photo_views(image, ("whole", "item-centre"))
