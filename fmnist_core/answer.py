@@ -139,10 +139,10 @@ def answer_image(source, classifier: Classifier, photo_model: PhotoModel | None 
         pending = _POOL.submit(_cnn_prediction, image, classifier, top_k) if cnn_view else None
         photo = photo_model.answer_photo(image)
         cnn, cnn_problem = pending.result() if pending else (None, "not asked for")
-        if cnn is not None and cnn.preprocessed is not None:
-            photo = photo_model.with_cnn(photo, cnn.probabilities, cnn.preprocessed.background != "cluttered")
+        if cnn is not None:
+            photo = photo_model.with_cnn(photo, cnn.probabilities)
             if photo.cnn_weight:
-                why += " (an item on a plain page, as Fashion-MNIST's are: the CNN's opinion counts in too)"
+                why += " (an item on a white page, as Fashion-MNIST's are: the CNN's opinion counts in too)"
         fields = _photo_answer(photo, photo_model.head.threshold_of(photo.output), why, top_k)
     else:
         cnn, cnn_problem = _cnn_prediction(image, classifier, top_k)

@@ -23,7 +23,7 @@ import numpy as np
 
 from fmnist_core.config import REPO_ROOT
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.preprocess import FRAME_VIEWS, PHOTO_SIZE, centre_share, frame_views, view_frame
+from fmnist_core.preprocess import FRAME_VIEWS, PHOTO_SIZE, centre_share, frame_views, on_white_page, view_frame
 
 BACKBONE_DIR = REPO_ROOT / "models" / "backbones"
 BACKBONE_NAME = "efficientnet-lite0"
@@ -363,7 +363,7 @@ GARMENTS_AND_BAG = tuple(index for index in range(NONE_INDEX) if index not in SH
 def mix_with_cnn(probabilities: np.ndarray, cnn: np.ndarray, weight: float) -> np.ndarray:
     """The photo model's probabilities (11) mixed with the Fashion-MNIST CNN's (10): a weighted geometric mean.
 
-    Fashion-MNIST is product shots on a plain page, so on such a photo the CNN has its own say: it tells
+    Fashion-MNIST is product shots on a white page, so on such a photo the CNN has its own say: it tells
     bags, coats, shirts and trousers apart from their silhouettes. It is mixed over the seven garments and
     the bag and one "shoe" group; within the shoes the photo model's split stands (the CNN calls a pair of
     sneakers seen from above a sandal), and so does its "not one of the ten" share.
@@ -468,6 +468,7 @@ class PhotoAnswer:
     centre_share: float = 1.0  # the centre view's side as a share of the whole view's
     clothing_share: float | None = None  # P(something worn or carried is in the photo), from ImageNet; None: unchecked
     cnn_weight: float = 0.0  # the weight the Fashion-MNIST CNN's opinion had in this answer (0: the photo model alone)
+    white_page: bool = False  # the item lies on a white or light-grey page (preprocess.on_white_page)
 
     @property
     def not_clothing(self) -> bool:
@@ -519,11 +520,12 @@ class PhotoModel:
         sure = bool(row[best] >= self.head.threshold_of(best) and best != NONE_INDEX)
         share = self.head.clothing_share(wearable)
         return PhotoAnswer(best, float(row[best]), sure, row, views, output.feature_maps, np.exp(kept[0]),
-                           centre_share(frame), None if share is None else float(share[0]))
+                           centre_share(frame), None if share is None else float(share[0]),
+                           white_page=bool(self.head.cnn_weight) and on_white_page(image))
 
-    def with_cnn(self, answer: PhotoAnswer, cnn_probabilities: np.ndarray, plain_page: bool) -> PhotoAnswer:
-        """The answer with the CNN's opinion mixed in (mix_with_cnn) when the item lies on a plain page."""
-        if not plain_page or not self.head.cnn_weight:
+    def with_cnn(self, answer: PhotoAnswer, cnn_probabilities: np.ndarray) -> PhotoAnswer:
+        """The answer with the CNN's opinion mixed in (mix_with_cnn) when the item lies on a white page."""
+        if not answer.white_page or not self.head.cnn_weight:
             return answer
         row = mix_with_cnn(answer.probabilities, cnn_probabilities, self.head.cnn_weight)
         best = int(row.argmax())

@@ -88,10 +88,9 @@ class PhotoTrainConfig:
     # Each class's sure answers must be right at least this often (out of fold) too: its threshold rises
     # above the overall one where they are not (class_thresholds). None: one threshold for all classes.
     class_sure_accuracy: float | None = 0.92
-    # The Fashion-MNIST CNN's weight on photos of an item on a plain page (photo.mix_with_cnn): the one
-    # scalar fitted on ../shared/shop (0, 0.25, 0.4, 0.5 tried: 75.9, 79.0, 79.7, 79.7 % right there,
-    # ../shared/photos unchanged at 0.4). The CNN is not run on the cached features, so it does not change
-    # the fit or the calibration.
+    # The Fashion-MNIST CNN's weight on photos of an item on a white page (photo.mix_with_cnn): the one
+    # scalar fitted on ../shared/shop (0, 0.25, 0.4, 0.5 tried: 75.9, 79.0, 79.7, 79.7 % right there).
+    # The CNN is not run on the cached features, so it changes neither the fit nor the calibration.
     cnn_weight: float = 0.4
     # Pooled features are square-rooted before standardisation (power normalisation): cross-validated
     # 89.3 -> 89.7 % right, and the out-of-fold sure answers reach 95 % at 83 % coverage (was 79 %).

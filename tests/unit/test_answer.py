@@ -144,15 +144,17 @@ def test_garments_are_not_called_not_clothing(models):
             assert not answer.not_clothing and answer.photo.clothing_share > 0.5, (path.name, answer.top_k)
 
 
-def test_the_cnn_counts_in_only_for_an_item_on_a_plain_page(models):
+def test_the_cnn_counts_in_only_for_an_item_on_a_white_page(models):
     classifier, photo_model = models
     assert photo_model.head.cnn_weight > 0
     on_a_page = Image.new("RGB", (360, 540), (245, 245, 245))
     on_a_page.paste(colour_photo((200, 300)).crop((40, 40, 160, 260)), (120, 160))
     plain = answer_image(on_a_page, classifier, photo_model)
-    assert plain.cnn.preprocessed.background == "light" and plain.photo.cnn_weight == photo_model.head.cnn_weight
+    assert plain.photo.white_page and plain.photo.cnn_weight == photo_model.head.cnn_weight
     assert "CNN's opinion counts in" in plain.why
     alone = photo_model.answer_photo(on_a_page)
     assert np.allclose(plain.photo.probabilities, photo.mix_with_cnn(alone.probabilities, plain.cnn.probabilities,
                                                                      photo_model.head.cnn_weight))
-    assert photo_model.with_cnn(alone, plain.cnn.probabilities, plain_page=False) is alone  # a busy photo: no say
+    on_a_floor = colour_photo()  # a plain beige floor: a phone photo's background, not a shop's page
+    floor = answer_image(on_a_floor, classifier, photo_model)
+    assert not floor.photo.white_page and floor.photo.cnn_weight == 0.0 and "CNN's opinion" not in floor.why
