@@ -143,7 +143,7 @@ def answer_image(source, classifier: Classifier, photo_model: PhotoModel | None 
             photo = photo_model.with_cnn(photo, cnn.probabilities)
             if photo.cnn_weight:
                 why += " (an item on a white page, as Fashion-MNIST's are: the CNN's opinion counts in too)"
-        fields = _photo_answer(photo, photo_model.head.threshold_of(photo.output), why, top_k)
+        fields = _photo_answer(photo, photo_model.head.threshold_of(photo.output, photo.white_page), why, top_k)
     else:
         cnn, cnn_problem = _cnn_prediction(image, classifier, top_k)
         if cnn is None:

@@ -194,8 +194,9 @@ class PhotoHead:
     # ImageNet's wearable mass (WEARABLE_CLASSES) under which a photo does not look like clothing at all;
     # 0 turns the check off (heads made before it). See clothing_share.
     garment_floor: float = 0.0
-    # Per output (11), the calibrated probability from which that answer counts as sure; None: sure_threshold
-    # for every class. A class the head often confuses needs more than one it rarely gets wrong.
+    # Per kind of photo (row 0: a phone photo; row 1: an item on a white page) and output (11), the calibrated
+    # probability from which that answer counts as sure; None: sure_threshold for every class. A class the
+    # head often confuses on one kind of photo needs more there than one it rarely gets wrong.
     class_thresholds: np.ndarray | None = None
     # Weight of the Fashion-MNIST CNN's opinion on a photo of an item on a plain page (mix_with_cnn);
     # 0: the photo model alone (heads made before it).
@@ -204,9 +205,11 @@ class PhotoHead:
     # (fold_in_imagenet); False for heads made before it, so that they answer as they were measured.
     worn_others_to_none: bool = True
 
-    def threshold_of(self, output: int) -> float:
-        """The probability from which an answer of this output counts as sure."""
-        return self.sure_threshold if self.class_thresholds is None else float(self.class_thresholds[output])
+    def threshold_of(self, output: int, white_page: bool = False) -> float:
+        """The probability from which an answer of this output counts as sure, on this kind of photo."""
+        if self.class_thresholds is None:
+            return self.sure_threshold
+        return float(self.class_thresholds[int(white_page), output])
 
     def clothing_share(self, wearable: np.ndarray | None) -> np.ndarray | None:
         """P(the photo shows something worn or carried), N, from ImageNet's wearable log-mass; None when off.
@@ -279,7 +282,8 @@ class PhotoHead:
                  temperature=np.float64(self.temperature), sure_threshold=np.float64(self.sure_threshold),
                  views=np.array(self.views, dtype=str), power=np.float64(self.power),
                  taught_shoe_types=np.bool_(self.taught_shoe_types), garment_floor=np.float64(self.garment_floor),
-                 class_thresholds=np.full(len(OUTPUT_NAMES), np.nan) if self.class_thresholds is None
+                 class_thresholds=np.full((len(PHOTO_KINDS), len(OUTPUT_NAMES)), np.nan)
+                 if self.class_thresholds is None
                  else np.asarray(self.class_thresholds, np.float64), cnn_weight=np.float64(self.cnn_weight),
                  worn_others_to_none=np.bool_(self.worn_others_to_none))
         return buffer.getvalue()
@@ -298,7 +302,8 @@ class PhotoHead:
             taught = bool(data["taught_shoe_types"]) if "taught_shoe_types" in data.files else False
             floor = float(data["garment_floor"]) if "garment_floor" in data.files else 0.0
             thresholds = data["class_thresholds"].astype(np.float64) if "class_thresholds" in data.files else None
-            if thresholds is not None and (thresholds.shape != (len(OUTPUT_NAMES),) or np.isnan(thresholds).any()):
+            if thresholds is not None and (thresholds.shape != (len(PHOTO_KINDS), len(OUTPUT_NAMES))
+                                           or np.isnan(thresholds).any()):
                 thresholds = None
             cnn_weight = float(data["cnn_weight"]) if "cnn_weight" in data.files else 0.0
             others = bool(data["worn_others_to_none"]) if "worn_others_to_none" in data.files else False
@@ -308,6 +313,7 @@ class PhotoHead:
                        floor, thresholds, cnn_weight, others)
 
 
+PHOTO_KINDS = ("phone photo", "item on a white page")  # the rows of PhotoHead.class_thresholds
 GARMENT_SLOPE = 4.0  # the clothing share goes from 12 % to 88 % over half an e-fold of wearable mass either side
 POWER_FLOOR = 1e-6  # where a channel's pooled value is ~0 its gradient under a power < 1 is capped, not infinite
 
@@ -517,11 +523,12 @@ class PhotoModel:
         wearable = mean_over_views(wearable_log_mass(output.logits))[None]
         row = self.head.probabilities(output.pooled.reshape(1, -1), kept, wearable)[0]
         best = int(row.argmax())
-        sure = bool(row[best] >= self.head.threshold_of(best) and best != NONE_INDEX)
+        white_page = on_white_page(image)
+        sure = bool(row[best] >= self.head.threshold_of(best, white_page) and best != NONE_INDEX)
         share = self.head.clothing_share(wearable)
         return PhotoAnswer(best, float(row[best]), sure, row, views, output.feature_maps, np.exp(kept[0]),
                            centre_share(frame), None if share is None else float(share[0]),
-                           white_page=bool(self.head.cnn_weight) and on_white_page(image))
+                           white_page=white_page)
 
     def with_cnn(self, answer: PhotoAnswer, cnn_probabilities: np.ndarray) -> PhotoAnswer:
         """The answer with the CNN's opinion mixed in (mix_with_cnn) when the item lies on a white page."""
@@ -530,7 +537,7 @@ class PhotoModel:
         row = mix_with_cnn(answer.probabilities, cnn_probabilities, self.head.cnn_weight)
         best = int(row.argmax())
         return dataclasses.replace(answer, output=best, confidence=float(row[best]), probabilities=row,
-                                   sure=bool(row[best] >= self.head.threshold_of(best) and best != NONE_INDEX),
+                                   sure=bool(row[best] >= self.head.threshold_of(best, True) and best != NONE_INDEX),
                                    cnn_weight=self.head.cnn_weight)
 
     def heat_map(self, answer: PhotoAnswer) -> np.ndarray:

@@ -26,6 +26,7 @@ from fmnist_core.photo import (
     KNITWEAR_CLASSES,
     NONE_INDEX,
     OUTPUT_NAMES,
+    PHOTO_KINDS,
     SHOE_TYPE_CLASSES,
     SHOES,
     PhotoHead,
@@ -331,25 +332,28 @@ def sample_weights(labels: np.ndarray, balance: float) -> np.ndarray:
     return weights / weights.mean()
 
 
-def head_thresholds(head: PhotoHead) -> np.ndarray:
-    """The head's sure threshold for each of its 11 outputs."""
-    return np.array([head.threshold_of(output) for output in range(len(OUTPUT_NAMES))])
+def head_thresholds(head: PhotoHead, photos: PhotoSet) -> np.ndarray:
+    """The sure threshold of each photo (N x 11 outputs): a shop-like composite counts as an item on a white page."""
+    white_page = photos.domains == "shop-like"
+    return np.array([[head.threshold_of(output, page) for output in range(len(OUTPUT_NAMES))] for page in white_page]
+                    ).reshape(len(white_page), len(OUTPUT_NAMES))
 
 
 def scores(head: PhotoHead, photos: PhotoSet) -> dict:
     """Accuracy on the checked labels, sure answers' coverage and accuracy, 'none' flag rate, per source label and domain."""
     return scores_of(head.probabilities(photos.features, photos.imagenet_kept, photos.wearable), photos,
-                     head_thresholds(head))
+                     head_thresholds(head, photos))
 
 
 def scores_of(probabilities: np.ndarray, photos: PhotoSet, thresholds: np.ndarray | float,
               by_domain: bool = True) -> dict:
-    """scores() for answers already computed (N x 11 probabilities of these photos; a threshold per output)."""
+    """scores() for answers already computed (N x 11 probabilities of these photos; a threshold per photo and output)."""
     predicted = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     correct = photos.allowed[np.arange(len(predicted)), predicted]
     ten = np.isin(photos.labels, CHECKED_LABELS)
-    sure = ten & (confidence >= np.broadcast_to(thresholds, (len(OUTPUT_NAMES),))[predicted]) & (predicted != NONE_INDEX)
+    limits = np.broadcast_to(thresholds, (len(predicted), len(OUTPUT_NAMES)))
+    sure = ten & (confidence >= limits[np.arange(len(predicted)), predicted]) & (predicted != NONE_INDEX)
     others = np.isin(photos.labels, NOT_OF_THE_TEN)
     per_label = {label: {"n": int((photos.labels == label).sum()),
                          "accuracy": round(float(correct[photos.labels == label].mean()), 4)}
@@ -364,7 +368,8 @@ def scores_of(probabilities: np.ndarray, photos: PhotoSet, thresholds: np.ndarra
         "ten_answered_none": round(float((predicted[ten] == NONE_INDEX).mean()), 4) if ten.any() else None,
         "per_source_label": per_label,
         **({"per_domain": {domain: scores_of(probabilities[photos.domains == domain],
-                                             photos.where(photos.domains == domain), thresholds, by_domain=False)
+                                             photos.where(photos.domains == domain),
+                                             limits[photos.domains == domain], by_domain=False)
                            for domain in sorted(set(photos.domains))}} if by_domain else {}),
     }
 
@@ -485,9 +490,11 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
     right = fitted.allowed[np.arange(len(predicted)), predicted]
     head.sure_threshold = sure_threshold(probabilities.max(axis=1)[answered], right[answered], config.sure_accuracy,
                                          config.sure_confidence)
-    if config.class_sure_accuracy is not None:
-        head.class_thresholds = class_thresholds(probabilities.max(axis=1)[answered], predicted[answered],
-                                                 right[answered], config.class_sure_accuracy, head.sure_threshold)
+    if config.class_sure_accuracy is not None:  # the phone photos (and corrections), then the shop-like composites
+        head.class_thresholds = np.stack([
+            class_thresholds(probabilities.max(axis=1)[rows], predicted[rows], right[rows],
+                             config.class_sure_accuracy, head.sure_threshold)
+            for rows in (answered & (fitted.domains != "shop-like"), answered & (fitted.domains == "shop-like"))])
     head.meta = {
         "kind": "photo-head", "backbone": "efficientnet-lite0", "config": config.to_dict(),
         "outputs": list(OUTPUT_NAMES), "classes": list(CLASS_NAMES),
@@ -509,8 +516,9 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
                         "set_loss_after": round(set_loss(out_of_fold / head.temperature, fitted.allowed)[0], 4)},
         "garment_floor": round(head.garment_floor, 5),
         "class_thresholds": None if head.class_thresholds is None else
-        {name: round(float(t), 2) for name, t in zip(OUTPUT_NAMES, head.class_thresholds)},
-        "metrics": {"cross_validated": scores_of(probabilities, fitted, head_thresholds(head)),
+        {kind: {name: round(float(t), 2) for name, t in zip(OUTPUT_NAMES, row)}
+         for kind, row in zip(PHOTO_KINDS, head.class_thresholds)},
+        "metrics": {"cross_validated": scores_of(probabilities, fitted, head_thresholds(head, fitted)),
                     "test": scores(head, test)},
         "corrections": corrections_summary(corrections, probabilities[len(fitted.files) - len(corrections.files):],
                                            config.feedback_weight) if corrections is not None else None,

@@ -204,7 +204,8 @@ def test_train_photo_head_calibrates_and_records_how(tmp_path):
     assert set(meta["metrics"]["test"]["per_domain"]) == {"phone", "shop-like"}
     # The floor: the (view-averaged) wearable masses' 0.5 % quantile; class thresholds never undercut the overall one.
     assert 0.3 <= head.garment_floor <= 0.4 and meta["garment_floor"] == pytest.approx(head.garment_floor, abs=1e-4)
-    assert head.class_thresholds.shape == (11,) and (head.class_thresholds >= head.sure_threshold).all()
+    assert head.class_thresholds.shape == (2, 11) and (head.class_thresholds >= head.sure_threshold).all()
+    assert set(meta["class_thresholds"]) == set(photo.PHOTO_KINDS)
 
 
 def test_photo_head_registry_round_trip(tmp_path):
@@ -377,11 +378,14 @@ def test_a_class_whose_confident_answers_are_wrong_gets_its_own_higher_threshold
 
 
 def test_photo_answers_use_the_threshold_of_their_class(tmp_path):
+    phone, white_page = [0.6] * 6 + [0.9] + [0.6] * 4, [0.6] * 4 + [0.8] + [0.6] * 6
     head = PhotoHead(np.zeros((4, 11)), np.zeros(11), np.zeros(4), np.ones(4), sure_threshold=0.6,
-                     class_thresholds=np.array([0.6] * 6 + [0.9] + [0.6] * 4))
-    assert head.threshold_of(0) == 0.6 and head.threshold_of(6) == 0.9
+                     class_thresholds=np.array([phone, white_page]))
+    assert head.threshold_of(0) == 0.6 and head.threshold_of(6) == 0.9 and head.threshold_of(4) == 0.6
+    assert head.threshold_of(6, white_page=True) == 0.6 and head.threshold_of(4, white_page=True) == 0.8
     head.save(tmp_path / "head.npz")
-    assert PhotoHead.load(tmp_path / "head.npz").threshold_of(6) == 0.9
+    loaded = PhotoHead.load(tmp_path / "head.npz")
+    assert loaded.threshold_of(6) == 0.9 and loaded.threshold_of(4, white_page=True) == 0.8
     older = PhotoHead(np.zeros((4, 11)), np.zeros(11), np.zeros(4), np.ones(4), sure_threshold=0.7)
     older.save(tmp_path / "older.npz")
     assert PhotoHead.load(tmp_path / "older.npz").threshold_of(6) == 0.7  # one threshold for all
