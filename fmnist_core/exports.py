@@ -30,13 +30,19 @@ trained on real phone photos.
     backbone: efficientnet-lite0.onnx, input N x 224 x 224 x 3 RGB floats 0..255, outputs "features"
               (N x 1280 x 7 x 7) and "logits" (ImageNet-1k); run once per view of the photo
     views:    the head's array "views", in order: "whole" = the photo padded to a square with its border
-              colour; "centre" = its centre square (the shorter side's length)
+              colour; "centre" = its centre square (the shorter side's length); "item" and "item-centre" =
+              the same of the photo trimmed to its item when it lies on a plain page
+              (fmnist_core.preprocess.item_box)
     head:     head.npz, arrays weights (views*1280 x 11), bias (11), mean, scale (views*1280), temperature,
-              sure_threshold, views; with f = the views' features.mean((2, 3)) side by side,
+              power, views; with f = sign(p) |p| ** power of the views' features.mean((2, 3)) side by side,
               probabilities = softmax((((f - mean) / scale) @ weights + bias) / temperature)
     outputs:  {outputs}
-    bag and shoe types: folded in from ImageNet's classes (see fmnist_core.photo.fold_in_imagenet and
-              efficientnet-lite0-kept-imagenet.npz)
+    ImageNet: the bag and the shoe types are folded in from ImageNet's classes, and worn things none of
+              the ten (socks, belts, hats) go to the last output (fmnist_core.photo.fold_in_imagenet,
+              efficientnet-lite0-kept-imagenet.npz); garment_floor: under this ImageNet mass of worn or
+              carried things the photo does not look like clothing (PhotoHead.clothing_share)
+    sure:     class_thresholds (2 x 11: a phone photo, an item on a white page), or sure_threshold for all;
+              cnn_weight: the Fashion-MNIST CNN's weight on a white page (fmnist_core.photo.mix_with_cnn)
 
 Weights: Apache License 2.0 (NOTICE.md, LICENSE-efficientnet-lite0-weights.txt). meta.json: how the head was
 trained and how it scores on held-out real photos.
