@@ -96,9 +96,14 @@ if active_photo not in photo_by_id or not photo_by_id[active_photo].ok:
                "wrong. Train one on the **Train** page (or `python -m fmnist_core train-photo --activate`).")
 else:
     photo_meta = photo_by_id[active_photo].meta
-    test = (photo_meta.get("metrics") or {}).get("test") or {}
+    held_out = (photo_meta.get("metrics") or {}).get("test") or {}
+    test = (held_out.get("per_domain") or {}).get("phone") or held_out  # heads trained on phone photos only: the whole
+    fitted = (photo_meta.get("training_data") or {}).get("photos", {})
+    composites = (fitted.get("per_domain") or {}).get("shop-like")
     st.markdown(f"Active photo model: `{active_photo}` — EfficientNet-Lite0 features, a head trained on "
-                f"{(photo_meta.get('training_data') or {}).get('photos', {}).get('fitted', '?')} real phone photos.")
+                f"{(fitted.get('per_domain') or {}).get('phone', fitted.get('fitted', '?'))} real phone photos"
+                + (f" and {composites} shop-like composites of them (each garment cut out onto a white page)."
+                   if composites else "."))
     columns = st.columns(4)
     columns[0].metric("Held-out real photos right", f"{test.get('accuracy', 0):.1%}",
                       help=f"{test.get('checked', '?')} photos kept aside by a fixed rule; "
@@ -109,6 +114,10 @@ else:
     columns[2].metric("Photos answered sure", f"{test.get('sure_coverage', 0):.0%}")
     columns[3].metric("Hats, shorts, skirts flagged", f"{test.get('not_of_the_ten_flagged') or 0:.0%}",
                       help="as not one of the ten classes")
+    shop_like = (held_out.get("per_domain") or {}).get("shop-like")
+    if shop_like:
+        st.caption(f"Held out as shop-like composites: {shop_like['accuracy']:.1%} right; sure answers "
+                   f"{shop_like['sure_accuracy'] or 0:.1%} right on {shop_like['sure_coverage']:.0%} of them.")
     per_label = test.get("per_source_label") or {}
     if per_label:
         frame = pd.DataFrame({"photo label": list(per_label), "right": [v["accuracy"] for v in per_label.values()]})

@@ -116,6 +116,9 @@ def test_photo_head_retrains_from_the_train_page(photo_registry):
     assert status["state"] == "finished" and status["kind"] == "photo", status
     new = {info.model_id for info in photo.list_photo_heads()} - before
     assert new == {status["model_id"]}
+    head = photo.load_photo_head(status["model_id"])  # trained on the repository's item-view features
+    assert head.views == ("item", "item-centre") and head.class_thresholds.shape == (2, 11)
+    assert head.meta["training_data"]["photos"]["per_domain"]["shop-like"] > 3000 and head.garment_floor > 0
     app.run()
     assert_clean(app)
     assert any("Photo model job" in str(m.value) for m in app.markdown)
