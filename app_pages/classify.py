@@ -39,8 +39,10 @@ def show_verdict(answer: Answer) -> None:
     model = "photo model" if answer.model == "photo" else "Fashion-MNIST CNN"
     verdict = f"**{answer.class_name}** — {answer.confidence:.1%} ({model})"
     if answer.not_clothing:
+        cnn = (f" The Fashion-MNIST CNN, which knows nothing but the ten classes, would call it "
+               f"{answer.cnn.class_name} ({answer.cnn.confidence:.0%})." if answer.cnn else "")
         st.info(f"This does not look like clothing, shoes or a bag: none of the ten Fashion-MNIST classes — "
-                f"{answer.confidence:.0%} ({model}). Try a photo of one garment, one pair of shoes or one bag.")
+                f"{answer.confidence:.0%} ({model}).{cnn} Try a photo of one garment, one pair of shoes or one bag.")
     elif answer.class_index is None:
         st.info(f"Not one of the ten Fashion-MNIST classes — {answer.confidence:.0%} ({model}). "
                 f"Closest class: {next(name for name, _ in answer.top_k if name != answer.class_name)}.")

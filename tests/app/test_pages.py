@@ -160,6 +160,20 @@ def test_classify_photo_is_answered_by_the_photo_model_with_the_cnn_beside(photo
     assert "(Fashion-MNIST CNN)" in verdicts and "(photo model)" not in verdicts
 
 
+def test_classify_says_a_picture_of_no_garment_does_not_look_like_clothing(photo_registry):
+    from bench.non_garments import text_page
+
+    buffer = io.BytesIO()
+    text_page(2, 26).save(buffer, "PNG")
+    app = open_page("classify")
+    app.file_uploader(key="classify_uploads").set_value([("letter.png", buffer.getvalue(), "image/png")]).run()
+    assert_clean(app)
+    verdict = " ".join(e.value for e in app.info)
+    assert "does not look like clothing" in verdict and "(photo model)" in verdict, verdict
+    assert "The Fashion-MNIST CNN, which knows nothing but the ten classes, would call it" in verdict
+    assert not app.success  # never a sure class
+
+
 def test_classify_says_when_the_photo_model_is_missing(registry_dir):
     app = open_page("classify")
     assert_clean(app)
