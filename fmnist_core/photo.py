@@ -23,7 +23,15 @@ import numpy as np
 
 from fmnist_core.config import REPO_ROOT
 from fmnist_core.data import CLASS_NAMES
-from fmnist_core.preprocess import FRAME_VIEWS, PHOTO_SIZE, centre_share, frame_views, on_white_page, view_frame
+from fmnist_core.preprocess import (
+    FRAME_VIEWS,
+    PHOTO_SIZE,
+    centre_share,
+    frame_views,
+    look_at_page,
+    on_white_page,
+    view_frame,
+)
 
 BACKBONE_DIR = REPO_ROOT / "models" / "backbones"
 BACKBONE_NAME = "efficientnet-lite0"
@@ -198,7 +206,7 @@ class PhotoHead:
     # probability from which that answer counts as sure; None: sure_threshold for every class. A class the
     # head often confuses on one kind of photo needs more there than one it rarely gets wrong.
     class_thresholds: np.ndarray | None = None
-    # Weight of the Fashion-MNIST CNN's opinion on a photo of an item on a plain page (mix_with_cnn);
+    # Weight of the Fashion-MNIST CNN's opinion on a photo of an item on a white page (mix_with_cnn);
     # 0: the photo model alone (heads made before it).
     cnn_weight: float = 0.0
     # ImageNet's mass of worn things none of the ten (NOT_OF_THE_TEN_CLASSES) goes to "not one of the ten"
@@ -516,14 +524,15 @@ class PhotoModel:
 
     def answer_photo(self, image) -> PhotoAnswer:
         """The answer for one decoded photo (PIL image): its views through the backbone in one batch, then the head."""
-        frame = view_frame(image, self.head.views)
+        look = look_at_page(image)  # judged once: the item views' trim and the white page both read it
+        frame = view_frame(image, self.head.views, look)
         views = frame_views(frame, self.head.views, self.backbone.size)
         output = self.backbone.run(views)
         kept = mean_over_views(kept_imagenet_log_probs(output.logits))[None]
         wearable = mean_over_views(wearable_log_mass(output.logits))[None]
         row = self.head.probabilities(output.pooled.reshape(1, -1), kept, wearable)[0]
         best = int(row.argmax())
-        white_page = on_white_page(image)
+        white_page = on_white_page(image, look)
         sure = bool(row[best] >= self.head.threshold_of(best, white_page) and best != NONE_INDEX)
         share = self.head.clothing_share(wearable)
         return PhotoAnswer(best, float(row[best]), sure, row, views, output.feature_maps, np.exp(kept[0]),

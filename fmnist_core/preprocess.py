@@ -494,16 +494,22 @@ ITEM_MARGIN = 0.06  # the item view keeps this share of the item's longer side a
 ITEM_PART = 0.05  # a separate blob at least this share of the largest one's area is part of the item (a pair's other shoe)
 
 
-def item_box(image: Image.Image) -> tuple[int, int, int, int] | None:
+def look_at_page(image: Image.Image) -> tuple[np.ndarray, Background]:
+    """The photo shrunk to grey (WORK_SIZE) and its background judged: what item_box and on_white_page read."""
+    gray = to_gray(shrink(_rgb_on_white(image)))
+    return gray, analyse_background(gray)
+
+
+def item_box(image: Image.Image, look: tuple[np.ndarray, Background] | None = None
+             ) -> tuple[int, int, int, int] | None:
     """The item's box (x0, y0, x1, y1) in the photo's pixels when it lies on a plain page, else None.
 
     A shop shot shows a small item on a large white page (a pair of sneakers fills a tenth of it); the
     phone photos the head learned from are filled by their garment. Trimming the page away shows the
     backbone the item at the scale it knows. On a busy background nothing is trimmed (GrabCut's box is
-    not sure enough to cut a garment's sleeves off).
+    not sure enough to cut a garment's sleeves off). look: look_at_page(image), when already made.
     """
-    gray = to_gray(shrink(_rgb_on_white(image)))
-    page = analyse_background(gray)
+    gray, page = look or look_at_page(image)
     if not page.plain:
         return None
     mask = threshold_mask(item_bright_on_black(gray, page))
@@ -522,19 +528,19 @@ def item_box(image: Image.Image) -> tuple[int, int, int, int] | None:
     return int(x0 * sx), int(y0 * sy), int(np.ceil(x1 * sx)), int(np.ceil(y1 * sy))
 
 
-def on_white_page(image: Image.Image) -> bool:
+def on_white_page(image: Image.Image, look: tuple[np.ndarray, Background] | None = None) -> bool:
     """True for an item on a white or light-grey page, as a shop shows it (and as Fashion-MNIST's photos were).
 
     A phone photo on a bed or a floor may have a plain background too, but seldom a white one: 3 % of the
-    pool's held-out photos pass, 98 % of the shop shots of ../shared/shop.
+    pool's held-out photos pass, 98 % of the shop shots of ../shared/shop. look: look_at_page(image), when made.
     """
-    gray = to_gray(shrink(_rgb_on_white(image)))
-    return analyse_background(gray).plain and float(np.median(border_pixels(gray)[1])) >= WHITE_PAGE
+    gray, page = look or look_at_page(image)
+    return page.plain and float(np.median(border_pixels(gray)[1])) >= WHITE_PAGE
 
 
-def item_frame(image: Image.Image) -> Image.Image:
+def item_frame(image: Image.Image, look: tuple[np.ndarray, Background] | None = None) -> Image.Image:
     """The photo trimmed to its item on a plain page (item_box), or the photo itself."""
-    box = item_box(image)
+    box = item_box(image, look)
     return image if box is None else image.crop(box)
 
 
@@ -543,12 +549,13 @@ FRAME_VIEWS = ("whole", "item")  # views that show their frame whole (the others
 VIEW_GROUPS = (("whole", "centre"), ("item", "item-centre"))  # the views cut from one frame
 
 
-def view_frame(image: Image.Image, names: tuple[str, ...]) -> Image.Image:
+def view_frame(image: Image.Image, names: tuple[str, ...], look: tuple[np.ndarray, Background] | None = None
+               ) -> Image.Image:
     """The picture the named views are cut from: the photo, or the photo trimmed to its item (item views)."""
     items = [name.startswith("item") for name in names]
     if any(items) and not all(items):
         raise ValueError(f"views {names} mix the whole photo and the item: a head reads one frame")
-    return item_frame(image) if any(items) else image
+    return item_frame(image, look) if any(items) else image
 
 
 def photo_views(image: Image.Image, names: tuple[str, ...], size: int = PHOTO_SIZE) -> np.ndarray:
