@@ -251,13 +251,18 @@ class PhotoHead:
         wearable log-mass, N) and a garment_floor, the ten classes share only the clothing share of the
         mass; the rest goes to "not one of the ten".
         """
-        folded = fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept, self.taught_shoe_types,
-                                  self.worn_others_to_none)
+        return self.gated(fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept, self.taught_shoe_types,
+                                           self.worn_others_to_none), wearable)
+
+    def gated(self, probabilities: np.ndarray, wearable: np.ndarray | None) -> np.ndarray:
+        """Probabilities (N x 11) whose ten classes keep only the clothing share of their mass (clothing_share)."""
         share = self.clothing_share(wearable)
-        if share is not None:
-            folded[:, :NONE_INDEX] *= share[:, None]
-            folded[:, NONE_INDEX] = 1.0 - folded[:, :NONE_INDEX].sum(axis=1)
-        return folded
+        if share is None:
+            return probabilities
+        gated = np.array(probabilities, np.float64)
+        gated[:, :NONE_INDEX] *= share[:, None]
+        gated[:, NONE_INDEX] = 1.0 - gated[:, :NONE_INDEX].sum(axis=1)
+        return gated
 
     def position_scores(self, feature_maps: np.ndarray, output: int) -> np.ndarray:
         """Each view's per-position share of one output's logit (views x 7 x 7) for one photo's feature maps.

@@ -479,12 +479,8 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
     head.taught_shoe_types = teaches_shoe_types(fitted)
     head.garment_floor = garment_floor(fitted, config.garment_quantile)
     head.cnn_weight = config.cnn_weight
-    probabilities = fold_in_imagenet(np.exp(log_softmax(out_of_fold / head.temperature)), fitted.imagenet_kept,
-                                     head.taught_shoe_types)
-    share = head.clothing_share(fitted.wearable)
-    if share is not None:
-        probabilities[:, :NONE_INDEX] *= share[:, None]
-        probabilities[:, NONE_INDEX] = 1.0 - probabilities[:, :NONE_INDEX].sum(axis=1)
+    probabilities = head.gated(fold_in_imagenet(np.exp(log_softmax(out_of_fold / head.temperature)),
+                                                fitted.imagenet_kept, head.taught_shoe_types), fitted.wearable)
     predicted = probabilities.argmax(axis=1)
     answered = np.isin(fitted.labels, CHECKED_LABELS) & (predicted != NONE_INDEX)
     right = fitted.allowed[np.arange(len(predicted)), predicted]
