@@ -227,3 +227,17 @@ def test_shoe_corrections_narrow_the_pools_clear_shoes_to_imagenets_type():
     assert targets[0].tolist() == np.eye(11, dtype=bool)[SANDAL].tolist()  # narrowed
     assert targets[1, list(SHOES)].all()  # ImageNet names no type: the set stays
     assert not photo_train.teaches_shoe_types(photos.where(np.array([True, True, False])))
+
+
+def test_a_correction_stored_before_the_item_views_is_recomputed_for_them(db):
+    backbone = FakeBackbone("same")
+    first = feedback.add(jpeg(colour=(10, 200, 10)), feedback.Correction("Coat"), backbone, accept=True)
+    rows = feedback.accepted_rows(("item", "item-centre"), backbone=backbone)
+    assert rows.features.shape == (1, 2 * 1280) and backbone.calls == 1  # stored with every view: no recompute
+    with sqlite3.connect(db) as connection:  # as an older version stored it: two views, ImageNet averaged
+        connection.execute("UPDATE corrections SET views = 'whole,centre', features = ?, imagenet_kept = ? "
+                           "WHERE id = ?", (np.zeros((2, 1280), "<f4").tobytes(),
+                                            np.zeros(13, "<f4").tobytes(), first))  # 13 classes kept then
+    rows = feedback.accepted_rows(("item", "item-centre"), backbone=backbone)
+    assert backbone.calls == 2 and rows.features.shape == (1, 2 * 1280) and rows.features.any()
+    assert rows.imagenet_kept.shape == (1, len(KEPT_IMAGENET))
