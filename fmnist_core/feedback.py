@@ -125,9 +125,7 @@ def connect(path: Path | None = None, write: bool = False):
         connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         connection.row_factory = sqlite3.Row
         connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            connection.execute("PRAGMA journal_mode = WAL")
-        _migrate(connection)
+        _prepare(connection)
         if write:
             connection.execute("BEGIN IMMEDIATE")
             try:
@@ -145,6 +143,25 @@ def connect(path: Path | None = None, write: bool = False):
     finally:
         if connection is not None:
             connection.close()
+
+
+def _prepare(connection: sqlite3.Connection) -> None:
+    """WAL mode and the schema, retried while another process holds the file, up to the busy timeout.
+
+    SQLite does not call its busy handler when it switches a new file to WAL, so several processes opening
+    a new store at once would otherwise get "database is locked" at once instead of waiting their turn.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode = WAL")
+            _migrate(connection)
+            return
+        except sqlite3.OperationalError as error:
+            if not ("locked" in str(error) or "busy" in str(error)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _migrate(connection: sqlite3.Connection) -> None:
