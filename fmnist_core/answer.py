@@ -115,8 +115,8 @@ def _photo_answer(answer: PhotoAnswer, threshold: float, why: str, top_k: int) -
     elif answer.output == NONE_INDEX:
         doubts.append("this looks like none of the ten classes (a hat, shorts, a skirt or a sock, say)")
     elif not answer.sure:
-        doubts.append(f"the photo model is unsure ({answer.confidence:.0%}; for a {answer.name} it is right about "
-                      f"95 % of the time from {threshold:.0%})")
+        doubts.append(f"the photo model is unsure ({answer.confidence:.0%}; a {answer.name} counts as sure from "
+                      f"{threshold:.0%}, where its answers were right at least 92 % of the time, 95 % over all classes)")
     class_index = None if answer.output == NONE_INDEX else answer.output
     return ("photo", why, answer.name, class_index, answer.confidence, answer.sure, doubts, answer.top_k(top_k))
 
