@@ -9,7 +9,7 @@ never fitted or calibrated on), ../shared/photos (phone photos), ../shared/shop 
 product shots), ../shared/shop/none (worn, but none of the ten: socks, belts, caps, hats, sunglasses,
 shorts, skirts) and pictures with no garment at all (bench.non_garments). Every photo goes through
 fmnist_core.answer.answer_image as the page and the CLI send it: "cnn" with choice "cnn", a photo head with
-choice "photo" and the CNN's view beside it (so a head with a CNN weight mixes its opinion in on a plain
+choice "photo" and the CNN's view beside it (so a head with a CNN weight mixes its opinion in on a white
 page); "active, alone" is the active head without the CNN (cnn_view off).
 
 Per domain and model: right over the ten classes (a phone label such as Longsleeve allows both of its

@@ -215,12 +215,11 @@ class PhotoFeatures:
 def photo_features(jpeg: bytes, backbone) -> PhotoFeatures:
     """The features the photo head trains on, for every view it knows, computed from the stored copy."""
     from fmnist_core.photo import kept_imagenet_log_probs
-    from fmnist_core.preprocess import VIEW_GROUPS, decode, frame_views, view_frame
+    from fmnist_core.preprocess import VIEW_GROUPS, decode, photo_views
 
     image = decode(jpeg, draft=backbone.size)
     views = tuple(view for group in VIEW_GROUPS for view in group)
-    output = backbone.run(np.concatenate([frame_views(view_frame(image, group), group, backbone.size)
-                                          for group in VIEW_GROUPS]))
+    output = backbone.run(np.concatenate([photo_views(image, group, backbone.size) for group in VIEW_GROUPS]))
     return PhotoFeatures(views, output.pooled.astype(np.float32),
                          kept_imagenet_log_probs(output.logits).astype(np.float32), backbone.record["sha256"])
 
@@ -425,7 +424,7 @@ def accepted_rows(views: tuple[str, ...], backbone=None, path: Path | None = Non
     current = backbone.record["sha256"] if backbone is not None else current_backbone_sha256()
     # Stale: made by another backbone, or before these views (or per-view ImageNet scores) were kept.
     stale = [row for row in rows if row["backbone_sha256"] != current or not set(views) <= set(row["views"].split(","))
-             or len(row["imagenet_kept"]) != 4 * len(KEPT_IMAGENET) * len(row["views"].split(","))]
+             or len(row["imagenet_kept"]) != np.dtype("<f4").itemsize * len(KEPT_IMAGENET) * len(row["views"].split(","))]
     if stale and backbone is None:
         from fmnist_core.photo import Backbone
 

@@ -494,14 +494,16 @@ ITEM_MARGIN = 0.06  # the item view keeps this share of the item's longer side a
 ITEM_PART = 0.05  # a separate blob at least this share of the largest one's area is part of the item (a pair's other shoe)
 
 
-def look_at_page(image: Image.Image) -> tuple[np.ndarray, Background]:
+PageLook = tuple[np.ndarray, Background]  # the photo shrunk to grey, and its background judged
+
+
+def look_at_page(image: Image.Image) -> PageLook:
     """The photo shrunk to grey (WORK_SIZE) and its background judged: what item_box and on_white_page read."""
     gray = to_gray(shrink(_rgb_on_white(image)))
     return gray, analyse_background(gray)
 
 
-def item_box(image: Image.Image, look: tuple[np.ndarray, Background] | None = None
-             ) -> tuple[int, int, int, int] | None:
+def item_box(image: Image.Image, look: PageLook | None = None) -> tuple[int, int, int, int] | None:
     """The item's box (x0, y0, x1, y1) in the photo's pixels when it lies on a plain page, else None.
 
     A shop shot shows a small item on a large white page (a pair of sneakers fills a tenth of it); the
@@ -528,7 +530,7 @@ def item_box(image: Image.Image, look: tuple[np.ndarray, Background] | None = No
     return int(x0 * sx), int(y0 * sy), int(np.ceil(x1 * sx)), int(np.ceil(y1 * sy))
 
 
-def on_white_page(image: Image.Image, look: tuple[np.ndarray, Background] | None = None) -> bool:
+def on_white_page(image: Image.Image, look: PageLook | None = None) -> bool:
     """True for an item on a white or light-grey page, as a shop shows it (and as Fashion-MNIST's photos were).
 
     A phone photo on a bed or a floor may have a plain background too, but seldom a white one: 3 % of the
@@ -538,7 +540,7 @@ def on_white_page(image: Image.Image, look: tuple[np.ndarray, Background] | None
     return page.plain and float(np.median(border_pixels(gray)[1])) >= WHITE_PAGE
 
 
-def item_frame(image: Image.Image, look: tuple[np.ndarray, Background] | None = None) -> Image.Image:
+def item_frame(image: Image.Image, look: PageLook | None = None) -> Image.Image:
     """The photo trimmed to its item on a plain page (item_box), or the photo itself."""
     box = item_box(image, look)
     return image if box is None else image.crop(box)
@@ -549,8 +551,7 @@ FRAME_VIEWS = ("whole", "item")  # views that show their frame whole (the others
 VIEW_GROUPS = (("whole", "centre"), ("item", "item-centre"))  # the views cut from one frame
 
 
-def view_frame(image: Image.Image, names: tuple[str, ...], look: tuple[np.ndarray, Background] | None = None
-               ) -> Image.Image:
+def view_frame(image: Image.Image, names: tuple[str, ...], look: PageLook | None = None) -> Image.Image:
     """The picture the named views are cut from: the photo, or the photo trimmed to its item (item views)."""
     items = [name.startswith("item") for name in names]
     if any(items) and not all(items):

@@ -37,7 +37,7 @@ from fmnist_core.photo_train import (  # noqa: E402
     SOURCE_LABEL_TARGETS,
     view_features_file,
 )
-from fmnist_core.preprocess import PHOTO_VIEWS, decode, frame_views, view_frame  # noqa: E402
+from fmnist_core.preprocess import PHOTO_VIEWS, decode, photo_views  # noqa: E402
 
 BATCH = 32
 CUTOUT_DRAFT = 400  # the photo is decoded at least this large before its garment is cut out
@@ -82,7 +82,7 @@ def build(rows: list[dict], backbone: Backbone, views: tuple[str, ...], load, ou
 
     def prepared(row: dict):
         image = load(row)
-        return None if image is None else frame_views(view_frame(image, views), views, backbone.size)
+        return None if image is None else photo_views(image, views, backbone.size)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(rows), BATCH):
