@@ -9,6 +9,7 @@ The split is a fixed rule on the file name.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
 import time
@@ -100,6 +101,10 @@ class PhotoTrainConfig:
     # bound (Wilson, this level) still reaches sure_accuracy, so a lucky few photos above a threshold
     # do not set it. The held-out photos ran 1.5-2.5 points below the point estimate at the same threshold.
     sure_confidence: float | None = 0.95  # None: the observed share itself
+    # The pool's "Shoes" photos whose type was assigned by eye (SHOE_TYPES_FILE) allow that type only, in
+    # training and in every score: the head learns sandal / sneaker / ankle boot itself, and its split counts
+    # beside ImageNet's (fold_in_imagenet), which calls a pair of sneakers seen from above a clog.
+    shoe_types: bool = True
     with_feedback: bool = False  # train on the accepted corrections (fmnist_core.feedback) beside the pool
     # How much more an accepted correction weighs than a pool photo of a label of the same size: a handful of
     # corrections must be able to move a head fitted on thousands of photos (BENCHMARKS.md, teaching).
@@ -190,16 +195,47 @@ def _read_view_features(path: Path, files: np.ndarray | None) -> tuple[np.ndarra
                 data["imagenet_kept"].astype(np.float32), wearable)
 
 
-def load_photo_set(path: Path = FEATURES_FILE, views: tuple[str, ...] = ("whole",), shop_like: bool = False) -> PhotoSet:
+SHOE_TYPES_NAME = "shoe-types.csv"  # beside the feature caches: file,shoe_type for pool photos labelled "Shoes"
+
+
+def read_shoe_types(path: Path) -> dict[str, int]:
+    """File name -> shoe type (SANDAL, SNEAKER or ANKLE_BOOT) of the pool's typed shoe photos; {} without the file."""
+    if not Path(path).is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    wrong = sorted({row["shoe_type"] for row in rows} - {CLASS_NAMES[c] for c in SHOES})
+    if wrong:
+        raise ValueError(f"{Path(path).name}: {', '.join(wrong)} is not a shoe type ({', '.join(CLASS_NAMES[c] for c in SHOES)})")
+    return {row["file"]: CLASS_NAMES.index(row["shoe_type"]) for row in rows}
+
+
+def typed_shoes(files: np.ndarray, labels: np.ndarray, allowed: np.ndarray, types: dict[str, int]) -> np.ndarray:
+    """The allowed outputs (N x 11) with each typed "Shoes" photo narrowed to its type."""
+    allowed = allowed.copy()
+    for row, (name, label) in enumerate(zip(files, labels)):
+        if label == "Shoes" and name in types:
+            allowed[row] = False
+            allowed[row, types[name]] = True
+    return allowed
+
+
+def load_photo_set(path: Path = FEATURES_FILE, views: tuple[str, ...] = ("whole",), shop_like: bool = False,
+                   shoe_types: bool = False) -> PhotoSet:
     """Read the views' feature caches, keep the photos whose label maps to the ten classes or to 'none'.
 
     The views' pooled features go side by side; ImageNet's kept log-probabilities (and its wearable mass)
     are averaged over the views, as PhotoModel.answer_photo does for an upload. With shop_like, the
     cut-out composites of the same photos follow (their own caches, scripts/cutouts.py): same names,
     same splits and folds as their originals, so no photo's composite calibrates a head fitted on it.
+    With shoe_types, the typed shoes of SHOE_TYPES_NAME beside the caches allow their type only.
     """
     photos = _load_view_set(path, views, cutout=False)
-    return photos.merged(_load_view_set(path, views, cutout=True)) if shop_like else photos
+    photos = photos.merged(_load_view_set(path, views, cutout=True)) if shop_like else photos
+    if shoe_types:
+        types = read_shoe_types(Path(path).with_name(SHOE_TYPES_NAME))
+        photos.allowed = typed_shoes(photos.files, photos.labels, photos.allowed, types)
+    return photos
 
 
 def _load_view_set(path: Path, views: tuple[str, ...], cutout: bool) -> PhotoSet:
@@ -332,6 +368,13 @@ def sample_weights(labels: np.ndarray, balance: float) -> np.ndarray:
     return weights / weights.mean()
 
 
+def weighing_labels(photos: PhotoSet) -> np.ndarray:
+    """The labels sample_weights balances: a typed shoe counts under its type ("Shoes: Ankle boot"), not "Shoes"."""
+    typed = (photos.labels == "Shoes") & names_one_type(photos.allowed)
+    types = np.array([CLASS_NAMES[c] for c in photos.allowed[:, :NONE_INDEX].argmax(axis=1)])
+    return np.where(typed, np.char.add("Shoes: ", types), photos.labels)
+
+
 def head_thresholds(head: PhotoHead, photos: PhotoSet) -> np.ndarray:
     """The sure threshold of each photo (N x 11 outputs): a shop-like composite counts as an item on a white page."""
     white_page = photos.domains == "shop-like"
@@ -391,10 +434,10 @@ def training_targets(photos: PhotoSet, config: PhotoTrainConfig) -> np.ndarray:
         sweaters = (photos.labels == "Longsleeve") & (knit > jersey)
         allowed[sweaters] = False
         allowed[sweaters, PULLOVER] = True
-    if teaches_shoe_types(photos):
-        # The head's own split between shoe types counts only once corrections teach it (fold_in_imagenet);
-        # then the pool's "Shoes" must teach it too, or every shoe goes where the corrections point. Where
-        # ImageNet's shoe classes clearly name one type, the set narrows to it (BENCHMARKS.md, "Teaching").
+    if teaches_shoe_types(photos) and not names_one_type(photos.allowed[photos.labels == "Shoes"]).any():
+        # Corrections teach shoe types but the pool's "Shoes" are untyped (no SHOE_TYPES_NAME): they must teach
+        # types too, or every shoe goes where the corrections point. Where ImageNet's shoe classes clearly
+        # name one type, the set narrows to it (BENCHMARKS.md, "Teaching").
         types = np.stack([imagenet_group_mass(photos.imagenet_kept, SHOE_TYPE_CLASSES[c]) for c in SHOES], axis=1)
         shares = types / np.maximum(types.sum(axis=1, keepdims=True), 1e-12)
         clear = (photos.labels == "Shoes") & (shares.max(axis=1) >= CLEAR_SHOE_TYPE) & (types.sum(axis=1) > 1e-3)
@@ -412,11 +455,32 @@ def garment_floor(photos: PhotoSet, quantile: float) -> float:
 CLEAR_SHOE_TYPE = 0.6  # the share of ImageNet's shoe mass from which one type names a pool photo's shoe
 
 
+def calibrates(photos: PhotoSet) -> np.ndarray:
+    """Photos whose answers can set "sure" thresholds: all, but untyped shoes where the pool's shoes are typed.
+
+    An untyped shoe is right as any of the three types, so it would vouch for a shoe type's answers that it
+    cannot check.
+    """
+    untyped = photos.allowed[:, list(SHOES)].all(axis=1)
+    return ~untyped if names_one_type(photos.allowed[photos.labels == "Shoes"]).any() else np.ones(len(untyped), bool)
+
+
+def typed_shoe_counts(photos: PhotoSet) -> dict[str, int]:
+    """How many of the pool's photos (phone and shop-like) are typed shoes, per type."""
+    typed = (photos.labels == "Shoes") & names_one_type(photos.allowed)
+    types = photos.allowed[typed][:, list(SHOES)].argmax(axis=1)
+    return {CLASS_NAMES[shoe]: int((types == index).sum()) for index, shoe in enumerate(SHOES)}
+
+
+def names_one_type(allowed: np.ndarray) -> np.ndarray:
+    """Per row of allowed outputs (N x 11): True where it allows some shoe types but not all three."""
+    shoe_columns = np.asarray(allowed)[:, list(SHOES)]
+    return shoe_columns.any(axis=1) & ~shoe_columns.all(axis=1)
+
+
 def teaches_shoe_types(photos: PhotoSet) -> bool:
-    """True when accepted corrections among these photos name one shoe type (not all three)."""
-    corrections = np.char.startswith(photos.labels.astype(str), CORRECTION_PREFIX)
-    shoe_columns = photos.allowed[:, list(SHOES)]
-    return bool((corrections & shoe_columns.any(axis=1) & ~shoe_columns.all(axis=1)).any())
+    """True when some photos (typed pool shoes, accepted corrections) name one shoe type, not all three."""
+    return bool(names_one_type(photos.allowed).any())
 
 
 def fold_of(file_name: str, folds: int) -> int:
@@ -430,7 +494,7 @@ def fit_head(photos: PhotoSet, config: PhotoTrainConfig) -> PhotoHead:
     mean = features.mean(axis=0)
     scale = features.std(axis=0) + 1e-3
     weights, bias = fit_linear_head((features - mean) / scale, training_targets(photos, config),
-                                    sample_weights(photos.labels, config.balance) * photos.boost, config.l2,
+                                    sample_weights(weighing_labels(photos), config.balance) * photos.boost, config.l2,
                                     config.max_iterations)
     return PhotoHead(weights, bias, mean, scale, views=config.views, power=config.feature_power)
 
@@ -460,7 +524,7 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
     """
     started = time.perf_counter()
     report = progress or (lambda done, total, message: None)
-    photos = load_photo_set(path, config.views, config.shop_like)
+    photos = load_photo_set(path, config.views, config.shop_like, config.shoe_types)
     fitted = photos.subset("train").merged(photos.subset("val"))
     test = photos.subset("test")
     corrections = corrections_set(config.views, config.feedback_weight, feedback_path) if config.with_feedback \
@@ -482,7 +546,7 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
     probabilities = head.gated(fold_in_imagenet(np.exp(log_softmax(out_of_fold / head.temperature)),
                                                 fitted.imagenet_kept, head.taught_shoe_types), fitted.wearable)
     predicted = probabilities.argmax(axis=1)
-    answered = np.isin(fitted.labels, CHECKED_LABELS) & (predicted != NONE_INDEX)
+    answered = np.isin(fitted.labels, CHECKED_LABELS) & (predicted != NONE_INDEX) & calibrates(fitted)
     right = fitted.allowed[np.arange(len(predicted)), predicted]
     head.sure_threshold = sure_threshold(probabilities.max(axis=1)[answered], right[answered], config.sure_accuracy,
                                          config.sure_confidence)
@@ -498,6 +562,7 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
                                                                 for cutout in (False, True)[:1 + config.shop_like]
                                                                 for view in config.views],
                           "split_rule": SPLIT_RULE,
+                          "shoe_types": typed_shoe_counts(photos),
                           "photos": {"fitted": len(fitted.files), "test": len(test.files),
                                      "per_domain": {domain: int((fitted.domains == domain).sum())
                                                     for domain in sorted(set(fitted.domains))}},

@@ -227,6 +227,10 @@ def test_shoe_corrections_narrow_the_pools_clear_shoes_to_imagenets_type():
     assert targets[0].tolist() == np.eye(11, dtype=bool)[SANDAL].tolist()  # narrowed
     assert targets[1, list(SHOES)].all()  # ImageNet names no type: the set stays
     assert not photo_train.teaches_shoe_types(photos.where(np.array([True, True, False])))
+    # Once the pool's own shoes are typed (by eye, shoe-types.csv), ImageNet no longer narrows the untyped ones.
+    photos.allowed[1] = np.eye(11, dtype=bool)[SNEAKER]
+    targets = photo_train.training_targets(photos, photo_train.PhotoTrainConfig(with_feedback=True))
+    assert targets[0, list(SHOES)].all()
 
 
 def test_a_correction_stored_before_the_item_views_is_recomputed_for_them(db):

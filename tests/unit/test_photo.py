@@ -423,3 +423,41 @@ def test_the_cnn_mix_keeps_the_shoe_split_and_the_none_share():
     assert np.allclose(mixed[shoes] / mixed[shoes].sum(), probabilities[shoes] / probabilities[shoes].sum())
     assert mixed.argmax() == 4  # the CNN's coat carries the mix
     assert np.array_equal(photo.mix_with_cnn(probabilities, cnn, 0.0), probabilities)
+
+
+def write_shoe_types(path, types: dict[str, str]):
+    """A shoe-types.csv beside the feature caches at path."""
+    lines = ["file,shoe_type", *(f"{name},{kind}" for name, kind in types.items())]
+    path.with_name(photo_train.SHOE_TYPES_NAME).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_typed_shoes_allow_their_type_only_in_both_kinds_of_photo(tmp_path):
+    from fmnist_core.photo import ANKLE_BOOT, SANDAL, SHOES, SNEAKER
+
+    path = synthetic_feature_file(tmp_path / "features.npz")
+    untyped = photo_train.load_photo_set(path, ("item", "item-centre"), shop_like=True, shoe_types=True)
+    assert not photo_train.teaches_shoe_types(untyped)  # no file: "Shoes" allows all three
+    write_shoe_types(path, {"Shoes-0.jpg": "Sneaker", "Shoes-1.jpg": "Sandal", "Shoes-2.jpg": "Ankle boot"})
+    photos = photo_train.load_photo_set(path, ("item", "item-centre"), shop_like=True, shoe_types=True)
+    for name, shoe in (("Shoes-0.jpg", SNEAKER), ("Shoes-1.jpg", SANDAL), ("Shoes-2.jpg", ANKLE_BOOT)):
+        rows = photos.allowed[photos.files == name]
+        assert len(rows) == 2 and (rows.sum(axis=1) == 1).all() and rows[:, shoe].all()  # the photo, its composite
+    assert photos.allowed[photos.files == "Shoes-3.jpg"][:, list(SHOES)].all()  # untyped: any of the three
+    assert photo_train.teaches_shoe_types(photos)
+    assert photo_train.typed_shoe_counts(photos) == {"Sandal": 2, "Sneaker": 2, "Ankle boot": 2}
+    weighing = photo_train.weighing_labels(photos)
+    assert set(weighing[photos.files == "Shoes-2.jpg"]) == {"Shoes: Ankle boot"}
+    assert set(weighing[photos.files == "Shoes-3.jpg"]) == {"Shoes"}
+    write_shoe_types(path, {"Shoes-0.jpg": "Slipper"})
+    with pytest.raises(ValueError, match="Slipper is not a shoe type"):
+        photo_train.load_photo_set(path, ("item", "item-centre"), shoe_types=True)
+
+
+def test_a_head_trained_on_typed_shoes_weighs_its_own_split(tmp_path):
+    path = synthetic_feature_file(tmp_path / "features.npz")
+    untaught = photo_train.train_photo_head(PhotoTrainConfig(folds=2), path)
+    write_shoe_types(path, {f"Shoes-{index}.jpg": "Sneaker" for index in range(20)})
+    taught = photo_train.train_photo_head(PhotoTrainConfig(folds=2), path)
+    assert not untaught.taught_shoe_types and taught.taught_shoe_types
+    assert taught.meta["training_data"]["shoe_types"]["Sneaker"] == 20 + 10  # the photos and their composites
+    assert not photo_train.train_photo_head(PhotoTrainConfig(folds=2, shoe_types=False), path).taught_shoe_types
