@@ -461,3 +461,14 @@ def test_a_head_trained_on_typed_shoes_weighs_its_own_split(tmp_path):
     assert not untaught.taught_shoe_types and taught.taught_shoe_types
     assert taught.meta["training_data"]["shoe_types"]["Sneaker"] == 20 + 10  # the photos and their composites
     assert not photo_train.train_photo_head(PhotoTrainConfig(folds=2, shoe_types=False), path).taught_shoe_types
+
+
+def test_untyped_shoes_set_no_thresholds_once_the_pools_shoes_are_typed(tmp_path):
+    path = synthetic_feature_file(tmp_path / "features.npz")
+    photos = photo_train.load_photo_set(path, ("item", "item-centre"), shoe_types=True)
+    assert photo_train.calibrates(photos).all()  # no types: every photo calibrates, as before
+    write_shoe_types(path, {"Shoes-0.jpg": "Sneaker"})
+    photos = photo_train.load_photo_set(path, ("item", "item-centre"), shoe_types=True)
+    calibrating = photo_train.calibrates(photos)
+    assert calibrating[photos.files == "Shoes-0.jpg"].all() and not calibrating[photos.files == "Shoes-1.jpg"].any()
+    assert calibrating[photos.labels != "Shoes"].all()
