@@ -37,8 +37,9 @@ trained on real phone photos.
               power, views; with f = sign(p) |p| ** power of the views' features.mean((2, 3)) side by side,
               probabilities = softmax((((f - mean) / scale) @ weights + bias) / temperature)
     outputs:  {outputs}
-    ImageNet: the bag and the shoe types are folded in from ImageNet's classes, and worn things none of
-              the ten (socks, belts, hats) go to the last output (fmnist_core.photo.fold_in_imagenet,
+    ImageNet: the bag and the shoe types (times the head's own where taught_shoe_types) are folded in
+              from ImageNet's classes, and worn things none of the ten (socks, belts, hats) go to the last
+              output (fmnist_core.photo.fold_in_imagenet,
               efficientnet-lite0-kept-imagenet.npz); garment_floor: under this ImageNet mass of worn or
               carried things the photo does not look like clothing (PhotoHead.clothing_share)
     sure:     class_thresholds (2 x 11: a phone photo, an item on a white page), or sure_threshold for all;

@@ -196,8 +196,8 @@ class PhotoHead:
     meta: dict = field(default_factory=dict)
     views: tuple[str, ...] = ("whole",)  # the photo views (preprocess.PHOTO_VIEWS) whose features it reads, in order
     power: float = 1.0  # pooled features are raised to this power (signed) before standardisation
-    # True when accepted corrections taught the head shoe types: its own split between sandal, sneaker and
-    # ankle boot then counts beside ImageNet's (fold_in_imagenet), so that a correction can move it.
+    # True when the head was taught shoe types (the pool's shoes typed by eye, or corrections): its own split
+    # between sandal, sneaker and ankle boot then counts beside ImageNet's (fold_in_imagenet).
     taught_shoe_types: bool = False
     # ImageNet's wearable mass (WEARABLE_CLASSES) under which a photo does not look like clothing at all;
     # 0 turns the check off (heads made before it). See clothing_share.
@@ -246,8 +246,8 @@ class PhotoHead:
 
         imagenet_kept: ImageNet log-probabilities of KEPT_IMAGENET (kept_imagenet_log_probs). The bag gets
         ImageNet's summed bag probability and everything else shares the rest; the head's shoe mass is
-        split between sandal, sneaker and ankle boot in the proportions of ImageNet's shoe types (the
-        head's own split is untaught: its photos are labelled "Shoes" only). With wearable (ImageNet's
+        split between sandal, sneaker and ankle boot in the proportions of ImageNet's shoe types, times
+        the head's own where it was taught them (taught_shoe_types). With wearable (ImageNet's
         wearable log-mass, N) and a garment_floor, the ten classes share only the clothing share of the
         mass; the rest goes to "not one of the ten".
         """
@@ -353,8 +353,9 @@ def fold_in_imagenet(head: np.ndarray, imagenet_kept: np.ndarray, head_shoe_type
     Last (worn_others), ImageNet's probability of things worn that are none of the ten (NOT_OF_THE_TEN_CLASSES:
     a sock, a belt's buckle, sunglasses, a cap) goes to "not one of the ten", everything else sharing the rest.
 
-    head_shoe_types: the head was taught shoe types (by corrections), so each type's share is ImageNet's
-    times the head's own, renormalised (a product of the two opinions), instead of ImageNet's alone.
+    head_shoe_types: the head was taught shoe types (typed pool shoes, corrections), so each type's share is
+    ImageNet's times the head's own, renormalised (a product of the two opinions), instead of ImageNet's alone.
+    ImageNet alone calls a pair of sneakers seen from above a clog; the head alone knows few ankle boots.
     """
     head = np.asarray(head, np.float64)
     result = head.copy()
@@ -557,15 +558,16 @@ class PhotoModel:
     def heat_map(self, answer: PhotoAnswer) -> np.ndarray:
         """The answer's class activation map in the whole view's frame, 0..1 (see PhotoHead.heat_map).
 
-        A shoe type or a bag is decided by ImageNet's classes, but where the head saw "shoe" is shown:
-        its shoe outputs share one direction, so the sandal column stands for all three.
+        A bag is decided by ImageNet's classes: where they saw it is shown. A shoe's map is the head's own
+        column for that type when it was taught types; otherwise its shoe outputs share one direction and
+        the sandal column stands for all three.
         """
         if answer.output == BAG:  # where ImageNet's bag classes saw their evidence, weighted by their share
             weights = answer.imagenet_kept_probabilities[[KEPT_IMAGENET.index(i) for i in BAG_CLASSES]]
             rows = self.backbone.bag_rows
             scores = np.einsum("c,vcyx->vyx", weights @ rows, np.asarray(answer.feature_maps, np.float64))
             return views_cam(scores, self.head.views, answer.centre_share)
-        output = SANDAL if answer.output in SHOES else answer.output
+        output = SANDAL if answer.output in SHOES and not self.head.taught_shoe_types else answer.output
         return self.head.heat_map(answer.feature_maps, output, answer.centre_share)
 
 

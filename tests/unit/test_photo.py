@@ -472,3 +472,24 @@ def test_untyped_shoes_set_no_thresholds_once_the_pools_shoes_are_typed(tmp_path
     calibrating = photo_train.calibrates(photos)
     assert calibrating[photos.files == "Shoes-0.jpg"].all() and not calibrating[photos.files == "Shoes-1.jpg"].any()
     assert calibrating[photos.labels != "Shoes"].all()
+
+
+def test_a_shoe_types_heat_map_is_its_own_column_once_the_head_knows_types(backbone):
+    from fmnist_core.photo import SANDAL, SNEAKER, PhotoAnswer, PhotoModel
+
+    rng = np.random.default_rng(12)
+    maps = np.abs(rng.normal(size=(1, 1280, 7, 7)))
+    weights = np.zeros((1280, 11))
+    weights[:640, SANDAL] = 1.0  # the sandal's evidence in one half of the channels, the sneaker's in the other
+    weights[640:, SNEAKER] = 1.0
+    maps[0, :640, :, :4] = 0  # the sandal channels see nothing in the left four columns
+    maps[0, 640:, :, 4:] = 0  # the sneaker channels nothing right of them
+    answer = PhotoAnswer(SNEAKER, 0.9, True, np.eye(11)[SNEAKER], np.zeros((1, 224, 224, 3)), maps,
+                         np.zeros(len(KEPT_IMAGENET)))
+    maps_of = {}
+    for taught in (False, True):
+        head = PhotoHead(weights, np.zeros(11), np.zeros(1280), np.ones(1280), views=("item",),
+                         taught_shoe_types=taught)
+        maps_of[taught] = PhotoModel(backbone, head).heat_map(answer)
+    assert maps_of[True][:, :4].max() > maps_of[True][:, 4:].max()  # the sneaker's own evidence, on the left
+    assert maps_of[False][:, 4:].max() > maps_of[False][:, :4].max()  # untaught: the sandal column stands for all
