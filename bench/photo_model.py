@@ -5,7 +5,7 @@
     python -m bench.photo_model --previous 20261202-074717-photo-lite0-afbf
 
 Domains: the held-out split of ../shared/clothing (phone photos; fmnist_core.photo_train.split_of "test",
-never fitted or calibrated on), ../shared/photos (phone photos), ../shared/shop over the ten classes (shop
+never fitted or calibrated on; a shoe typed in shoe-types.csv counts as its type only), ../shared/photos (phone photos), ../shared/shop over the ten classes (shop
 product shots), ../shared/shop/none (worn, but none of the ten: socks, belts, caps, hats, sunglasses,
 shorts, skirts) and pictures with no garment at all (bench.non_garments). Every photo goes through
 fmnist_core.answer.answer_image as the page and the CLI send it: "cnn" with choice "cnn", a photo head with
@@ -59,14 +59,18 @@ def domains(limit: int | None) -> dict[str, list[tuple[object, frozenset]]]:
     """Per domain, (image source, the outputs that count as right) for every photo there is."""
     from bench.non_garments import non_garment_images
     from fmnist_core.photo import NONE_INDEX
-    from fmnist_core.photo_train import CHECKED_LABELS, NOT_OF_THE_TEN, SOURCE_LABEL_TARGETS, split_of
+    from fmnist_core.photo_train import (CHECKED_LABELS, FEATURES_FILE, NOT_OF_THE_TEN, SHOE_TYPES_NAME,
+                                         SOURCE_LABEL_TARGETS, read_shoe_types, split_of)
 
     found: dict[str, list] = {}
     clothing = SHARED / "clothing"
     if (clothing / "labels.csv").is_file():
         with open(clothing / "labels.csv", newline="", encoding="utf-8") as handle:
             rows = [(clothing / row["file"], row["source_label"]) for row in csv.DictReader(handle)]
-        found["phone, held out"] = [(path, frozenset(SOURCE_LABEL_TARGETS[label])) for path, label in rows
+        types = read_shoe_types(FEATURES_FILE.with_name(SHOE_TYPES_NAME))  # a typed shoe counts as its type only
+        found["phone, held out"] = [(path, frozenset({types[path.name]} if label == "Shoes" and path.name in types
+                                                     else SOURCE_LABEL_TARGETS[label]))
+                                    for path, label in rows
                                     if split_of(path.name) == "test" and label in (*CHECKED_LABELS, *NOT_OF_THE_TEN)]
     for name, root in (("phone, ../shared/photos", SHARED / "photos"), ("shop", SHARED / "shop")):
         found[name] = [(path, frozenset({index})) for folder, index in FOLDER_TO_CLASS.items()
