@@ -5,12 +5,13 @@
     python -m bench.photo_model --previous 20261202-074717-photo-lite0-afbf
 
 Domains: the held-out split of ../shared/clothing (phone photos; fmnist_core.photo_train.split_of "test",
-never fitted or calibrated on; a shoe typed in shoe-types.csv counts as its type only), ../shared/photos (phone photos), ../shared/shop over the ten classes (shop
-product shots), ../shared/shop/none (worn, but none of the ten: socks, belts, caps, hats, sunglasses,
-shorts, skirts) and pictures with no garment at all (bench.non_garments). Every photo goes through
-fmnist_core.answer.answer_image as the page and the CLI send it: "cnn" with choice "cnn", a photo head with
-choice "photo" and the CNN's view beside it (so a head with a CNN weight mixes its opinion in on a white
-page); "active, alone" is the active head without the CNN (cnn_view off).
+never fitted or calibrated on; a shoe typed in shoe-types.csv counts as its type only), ../shared/photos
+(phone photos), ../shared/shop over the ten classes (shop product shots), ../shared/shop/none (worn, but none
+of the ten: socks, belts, caps, hats, sunglasses, shorts, skirts) and pictures with no garment at all
+(bench.non_garments). Every photo goes through fmnist_core.answer.answer_image as the page and the CLI send
+it: "cnn" with choice "cnn", a photo head with choice "photo" and the CNN's view beside it (so a head with a
+CNN weight mixes its opinion in on a white page); "active, alone" is the active head without the CNN (cnn_view
+off).
 
 Per domain and model: right over the ten classes (a phone label such as Longsleeve allows both of its
 classes), the share of sure answers and how often they are right, per class the same, "flagged" (answered
@@ -59,8 +60,15 @@ def domains(limit: int | None) -> dict[str, list[tuple[object, frozenset]]]:
     """Per domain, (image source, the outputs that count as right) for every photo there is."""
     from bench.non_garments import non_garment_images
     from fmnist_core.photo import NONE_INDEX
-    from fmnist_core.photo_train import (CHECKED_LABELS, FEATURES_FILE, NOT_OF_THE_TEN, SHOE_TYPES_NAME,
-                                         SOURCE_LABEL_TARGETS, read_shoe_types, split_of)
+    from fmnist_core.photo_train import (
+        CHECKED_LABELS,
+        FEATURES_FILE,
+        NOT_OF_THE_TEN,
+        SHOE_TYPES_NAME,
+        SOURCE_LABEL_TARGETS,
+        read_shoe_types,
+        split_of,
+    )
 
     found: dict[str, list] = {}
     clothing = SHARED / "clothing"

@@ -206,7 +206,8 @@ def read_shoe_types(path: Path) -> dict[str, int]:
         rows = list(csv.DictReader(handle))
     wrong = sorted({row["shoe_type"] for row in rows} - {CLASS_NAMES[c] for c in SHOES})
     if wrong:
-        raise ValueError(f"{Path(path).name}: {', '.join(wrong)} is not a shoe type ({', '.join(CLASS_NAMES[c] for c in SHOES)})")
+        kinds = ", ".join(CLASS_NAMES[c] for c in SHOES)
+        raise ValueError(f"{Path(path).name}: {', '.join(wrong)} is not a shoe type ({kinds})")
     return {row["file"]: CLASS_NAMES.index(row["shoe_type"]) for row in rows}
 
 
