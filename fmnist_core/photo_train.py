@@ -101,7 +101,7 @@ class PhotoTrainConfig:
     # bound (Wilson, this level) still reaches sure_accuracy, so a lucky few photos above a threshold
     # do not set it. The held-out photos ran 1.5-2.5 points below the point estimate at the same threshold.
     sure_confidence: float | None = 0.95  # None: the observed share itself
-    # The pool's "Shoes" photos whose type was assigned by eye (SHOE_TYPES_FILE) allow that type only, in
+    # The pool's "Shoes" photos whose type was assigned by eye (SHOE_TYPES_NAME) allow that type only, in
     # training and in every score: the head learns sandal / sneaker / ankle boot itself, and its split counts
     # beside ImageNet's (fold_in_imagenet), which calls a pair of sneakers seen from above a clog.
     shoe_types: bool = True
