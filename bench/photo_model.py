@@ -65,9 +65,10 @@ def domains(limit: int | None) -> dict[str, list[tuple[object, frozenset]]]:
         FEATURES_FILE,
         NOT_OF_THE_TEN,
         SHOE_TYPES_NAME,
-        SOURCE_LABEL_TARGETS,
+        allowed_outputs,
         read_shoe_types,
         split_of,
+        typed_shoes,
     )
 
     found: dict[str, list] = {}
@@ -75,11 +76,13 @@ def domains(limit: int | None) -> dict[str, list[tuple[object, frozenset]]]:
     if (clothing / "labels.csv").is_file():
         with open(clothing / "labels.csv", newline="", encoding="utf-8") as handle:
             rows = [(clothing / row["file"], row["source_label"]) for row in csv.DictReader(handle)]
-        types = read_shoe_types(FEATURES_FILE.with_name(SHOE_TYPES_NAME))  # a typed shoe counts as its type only
-        found["phone, held out"] = [(path, frozenset({types[path.name]} if label == "Shoes" and path.name in types
-                                                     else SOURCE_LABEL_TARGETS[label]))
-                                    for path, label in rows
-                                    if split_of(path.name) == "test" and label in (*CHECKED_LABELS, *NOT_OF_THE_TEN)]
+        held_out = [(path, label) for path, label in rows
+                    if split_of(path.name) == "test" and label in (*CHECKED_LABELS, *NOT_OF_THE_TEN)]
+        names, labels = np.array([path.name for path, _ in held_out]), np.array([label for _, label in held_out])
+        allowed = typed_shoes(names, labels, allowed_outputs(labels),  # a typed shoe counts as its type only
+                              read_shoe_types(FEATURES_FILE.with_name(SHOE_TYPES_NAME)))
+        found["phone, held out"] = [(path, frozenset(np.flatnonzero(row).tolist()))
+                                    for (path, _), row in zip(held_out, allowed)]
     for name, root in (("phone, ../shared/photos", SHARED / "photos"), ("shop", SHARED / "shop")):
         found[name] = [(path, frozenset({index})) for folder, index in FOLDER_TO_CLASS.items()
                        for path in sorted((root / folder).glob("*.jpg"))]

@@ -371,9 +371,8 @@ def sample_weights(labels: np.ndarray, balance: float) -> np.ndarray:
 
 def weighing_labels(photos: PhotoSet) -> np.ndarray:
     """The labels sample_weights balances: a typed shoe counts under its type ("Shoes: Ankle boot"), not "Shoes"."""
-    typed = (photos.labels == "Shoes") & names_one_type(photos.allowed)
     types = np.array([CLASS_NAMES[c] for c in photos.allowed[:, :NONE_INDEX].argmax(axis=1)])
-    return np.where(typed, np.char.add("Shoes: ", types), photos.labels)
+    return np.where(typed_pool_shoes(photos), np.char.add("Shoes: ", types), photos.labels)
 
 
 def head_thresholds(head: PhotoHead, photos: PhotoSet) -> np.ndarray:
@@ -435,7 +434,7 @@ def training_targets(photos: PhotoSet, config: PhotoTrainConfig) -> np.ndarray:
         sweaters = (photos.labels == "Longsleeve") & (knit > jersey)
         allowed[sweaters] = False
         allowed[sweaters, PULLOVER] = True
-    if teaches_shoe_types(photos) and not names_one_type(photos.allowed[photos.labels == "Shoes"]).any():
+    if teaches_shoe_types(photos) and not typed_pool_shoes(photos).any():
         # Corrections teach shoe types but the pool's "Shoes" are untyped (no SHOE_TYPES_NAME): they must teach
         # types too, or every shoe goes where the corrections point. Where ImageNet's shoe classes clearly
         # name one type, the set narrows to it (BENCHMARKS.md, "Teaching").
@@ -463,14 +462,18 @@ def calibrates(photos: PhotoSet) -> np.ndarray:
     cannot check.
     """
     untyped = photos.allowed[:, list(SHOES)].all(axis=1)
-    return ~untyped if names_one_type(photos.allowed[photos.labels == "Shoes"]).any() else np.ones(len(untyped), bool)
+    return ~untyped if typed_pool_shoes(photos).any() else np.ones(len(untyped), bool)
 
 
 def typed_shoe_counts(photos: PhotoSet) -> dict[str, int]:
     """How many of the pool's photos (phone and shop-like) are typed shoes, per type."""
-    typed = (photos.labels == "Shoes") & names_one_type(photos.allowed)
-    types = photos.allowed[typed][:, list(SHOES)].argmax(axis=1)
+    types = photos.allowed[typed_pool_shoes(photos)][:, list(SHOES)].argmax(axis=1)
     return {CLASS_NAMES[shoe]: int((types == index).sum()) for index, shoe in enumerate(SHOES)}
+
+
+def typed_pool_shoes(photos: PhotoSet) -> np.ndarray:
+    """Per photo: True for a pool photo labelled "Shoes" whose type is known (SHOE_TYPES_NAME)."""
+    return (photos.labels == "Shoes") & names_one_type(photos.allowed)
 
 
 def names_one_type(allowed: np.ndarray) -> np.ndarray:
