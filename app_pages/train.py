@@ -97,7 +97,11 @@ def show_photo_comparison(status: dict) -> None:
         st.success("This is the active photo model.")
     elif admin_allowed("Activating a model", key="photo_activate"):
         if st.button(f"Activate photo model {new_id}", key="photo_activate_button", type="primary"):
-            photo.activate_photo_head(new_id)
+            try:
+                photo.activate_photo_head(new_id)
+            except registry.RegistryError as error:
+                st.error(f"Not activated: {error}")
+                return
             st.toast(f"{new_id} now answers photos")
             st.rerun()
 
@@ -241,13 +245,14 @@ def live_job_panel() -> None:
     status = jobs.job_status(run_id) if run_id else None
     if not status:
         return
+    if status.get("state") not in ACTIVE_STATES:
+        # The job ended: the whole page draws its outcome, once, outside this polling fragment, so that the
+        # outcome's buttons (activate, resume) never sit in a fragment that is about to disappear.
+        st.rerun()
     show_job(status)
-    if status.get("state") in ACTIVE_STATES:
-        if st.button("Cancel training", icon=":material/stop_circle:", key="train_cancel"):
-            jobs.cancel(status["run_id"])
-            st.toast("Cancel requested: the job stops after the current batch.")
-    else:
-        st.rerun()  # the job ended: redraw the whole page without polling
+    if st.button("Cancel training", icon=":material/stop_circle:", key="train_cancel"):
+        jobs.cancel(status["run_id"])
+        st.toast("Cancel requested: the job stops after the current batch.")
 
 
 def training_form() -> TrainConfig | None:
