@@ -105,6 +105,10 @@ class PhotoTrainConfig:
     # training and in every score: the head learns sandal / sneaker / ankle boot itself, and its split counts
     # beside ImageNet's (fold_in_imagenet), which calls a pair of sneakers seen from above a clog.
     shoe_types: bool = True
+    # A bias on the "not one of the ten" logit, the smallest whose out-of-fold answers flag this share of the
+    # pool's hats, shorts and skirts (none_bias): a head fitted with ten classes beside one "none" gives the ten
+    # the benefit of the doubt, and a skirt came back a dress. None: no bias.
+    none_recall: float | None = 0.95
     with_feedback: bool = False  # train on the accepted corrections (fmnist_core.feedback) beside the pool
     # How much more an accepted correction weighs than a pool photo of a label of the same size: a handful of
     # corrections must be able to move a head fitted on thousands of photos (BENCHMARKS.md, teaching).
@@ -362,6 +366,26 @@ def class_thresholds(confidence: np.ndarray, predicted: np.ndarray, correct: np.
     return thresholds
 
 
+NONE_BIAS_STEP, MOST_NONE_BIAS = 0.05, 3.0
+
+
+def none_bias(head: PhotoHead, logits: np.ndarray, photos: PhotoSet, recall: float) -> float:
+    """The smallest bias on the "none" logit (steps of NONE_BIAS_STEP) whose answers flag `recall` of the photos
+    of none of the ten; logits are the head's (uncalibrated) answers for these photos, e.g. out of fold."""
+    others = np.isin(photos.labels, NOT_OF_THE_TEN)
+    if not others.any():
+        return 0.0
+    for bias in np.arange(0.0, MOST_NONE_BIAS + NONE_BIAS_STEP / 2, NONE_BIAS_STEP):
+        shifted = logits[others].copy()
+        shifted[:, NONE_INDEX] += bias
+        probabilities = head.gated(fold_in_imagenet(np.exp(log_softmax(shifted / head.temperature)),
+                                                    photos.imagenet_kept[others], head.taught_shoe_types),
+                                   photos.wearable[others])
+        if (probabilities.argmax(axis=1) == NONE_INDEX).mean() >= recall:
+            return round(float(bias), 2)
+    return MOST_NONE_BIAS
+
+
 def sample_weights(labels: np.ndarray, balance: float) -> np.ndarray:
     """(photos with the same source label) ** -balance, scaled to mean 1: rare labels count for more."""
     names, index, counts = np.unique(labels, return_inverse=True, return_counts=True)
@@ -547,6 +571,9 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
     head.taught_shoe_types = teaches_shoe_types(fitted)
     head.garment_floor = garment_floor(fitted, config.garment_quantile)
     head.cnn_weight = config.cnn_weight
+    bias = 0.0 if config.none_recall is None else none_bias(head, out_of_fold, fitted, config.none_recall)
+    head.bias[NONE_INDEX] += bias
+    out_of_fold[:, NONE_INDEX] += bias  # the thresholds below are set on the answers the head will give
     probabilities = head.gated(fold_in_imagenet(np.exp(log_softmax(out_of_fold / head.temperature)),
                                                 fitted.imagenet_kept, head.taught_shoe_types), fitted.wearable)
     predicted = probabilities.argmax(axis=1)
@@ -580,6 +607,7 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
                         "set_loss_before": round(set_loss(out_of_fold, fitted.allowed)[0], 4),
                         "set_loss_after": round(set_loss(out_of_fold / head.temperature, fitted.allowed)[0], 4)},
         "garment_floor": round(head.garment_floor, 5),
+        "none_bias": bias,
         "class_thresholds": None if head.class_thresholds is None else
         {kind: {name: round(float(t), 2) for name, t in zip(OUTPUT_NAMES, row)}
          for kind, row in zip(PHOTO_KINDS, head.class_thresholds)},

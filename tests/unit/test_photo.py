@@ -161,8 +161,10 @@ def test_imagenet_folds_in_bag_mass_and_shoe_types():
 
 
 def synthetic_feature_file(path, photos_per_label: int = 40, dims: int = 24, views=("item", "item-centre"),
-                           cutouts: int = 10):
+                           cutouts: int = 10, near: dict[str, str] | None = None):
     """Small feature caches in the real files' format, one per view: each source label a cluster.
+
+    near: a label whose cluster lies right beside another label's (they overlap), e.g. {"Skirt": "Dress"}.
 
     The cut-out composites' caches (cutouts per label, the first photos' names) sit beside them, a little off
     their originals' clusters; ImageNet's wearable mass is between 0.3 and 0.9 (uniform).
@@ -171,6 +173,8 @@ def synthetic_feature_file(path, photos_per_label: int = 40, dims: int = 24, vie
     labels = ["T-Shirt", "Longsleeve", "Pants", "Hoodie", "Dress", "Outwear", "Shirt", "Shoes", "Hat", "Shorts",
               "Skirt", "Not sure"]
     centres = {label: rng.normal(size=dims) * 4 for label in labels}
+    for label, beside in (near or {}).items():
+        centres[label] = centres[beside] + rng.normal(size=dims) * 0.3
     rows = [(f"{label}-{index}.jpg", label) for label in labels for index in range(photos_per_label)]
     for cutout, chosen in ((False, rows), (True, [row for row in rows if int(row[0].split("-")[-1][:-4]) < cutouts])):
         for view in views:
@@ -493,3 +497,33 @@ def test_a_shoe_types_heat_map_is_its_own_column_once_the_head_knows_types(backb
         maps_of[taught] = PhotoModel(backbone, head).heat_map(answer)
     assert maps_of[True][:, :4].max() > maps_of[True][:, 4:].max()  # the sneaker's own evidence, on the left
     assert maps_of[False][:, 4:].max() > maps_of[False][:, :4].max()  # untaught: the sandal column stands for all
+
+
+def test_the_none_bias_is_the_smallest_that_flags_the_share_asked_for():
+    # Ten hats whose "none" logit sits 0.12, 0.22, ... 1.02 under a T-shirt's: flagging half of them takes a
+    # bias past 0.52, all of them past 1.02; a share no bias up to the most reaches gets the most.
+    margins = 0.1 * np.arange(1, 11) + 0.02
+    logits = np.zeros((10, len(photo.OUTPUT_NAMES)))
+    logits[:, 0], logits[:, NONE_INDEX] = 1.0, 1.0 - margins
+    hats = photo_train.PhotoSet(
+        files=np.array([f"Hat-{i}.jpg" for i in range(10)]), labels=np.array(["Hat"] * 10), features=np.zeros((10, 4)),
+        imagenet_kept=np.full((10, len(KEPT_IMAGENET)), -12.0), allowed=photo_train.allowed_outputs(["Hat"] * 10),
+        splits=np.array(["train"] * 10), boost=np.ones(10), domains=np.array(["phone"] * 10),
+        wearable=np.full(10, np.nan))
+    head = PhotoHead(np.zeros((4, 11)), np.zeros(11), np.zeros(4), np.ones(4))
+    assert photo_train.none_bias(head, logits, hats, 0.5) == pytest.approx(0.55)
+    assert photo_train.none_bias(head, logits, hats, 1.0) == pytest.approx(1.05)
+    logits[0, NONE_INDEX] = -10.0
+    assert photo_train.none_bias(head, logits, hats, 1.0) == photo_train.MOST_NONE_BIAS
+    assert photo_train.none_bias(head, logits, hats.where(np.zeros(10, bool)), 1.0) == 0.0  # no photo of none
+
+
+def test_a_head_trained_for_a_none_recall_carries_its_bias_and_flags_that_share(tmp_path):
+    path = synthetic_feature_file(tmp_path / "features.npz", near={"Skirt": "Dress"})  # skirts pass for dresses
+    plain = photo_train.train_photo_head(PhotoTrainConfig(folds=3, none_recall=None), path)
+    biased = photo_train.train_photo_head(PhotoTrainConfig(folds=3, none_recall=0.95), path)
+    assert plain.meta["metrics"]["cross_validated"]["not_of_the_ten_flagged"] < 0.95
+    assert plain.meta["none_bias"] == 0.0 and 0 < biased.meta["none_bias"] < photo_train.MOST_NONE_BIAS
+    assert biased.bias[NONE_INDEX] - plain.bias[NONE_INDEX] == pytest.approx(biased.meta["none_bias"])
+    assert np.delete(biased.bias, NONE_INDEX) == pytest.approx(np.delete(plain.bias, NONE_INDEX))
+    assert biased.meta["metrics"]["cross_validated"]["not_of_the_ten_flagged"] >= 0.95
