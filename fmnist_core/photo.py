@@ -251,8 +251,13 @@ class PhotoHead:
         wearable log-mass, N) and a garment_floor, the ten classes share only the clothing share of the
         mass; the rest goes to "not one of the ten".
         """
-        return self.gated(fold_in_imagenet(self.head_probabilities(pooled), imagenet_kept, self.taught_shoe_types,
-                                           self.worn_others_to_none), wearable)
+        return self.probabilities_from_logits(self.logits(pooled), imagenet_kept, wearable)
+
+    def probabilities_from_logits(self, logits: np.ndarray, imagenet_kept: np.ndarray,
+                                  wearable: np.ndarray | None = None) -> np.ndarray:
+        """probabilities() for the head's uncalibrated logits (N x 11), e.g. out-of-fold ones in training."""
+        return self.gated(fold_in_imagenet(np.exp(log_softmax(logits / self.temperature)), imagenet_kept,
+                                           self.taught_shoe_types, self.worn_others_to_none), wearable)
 
     def gated(self, probabilities: np.ndarray, wearable: np.ndarray | None) -> np.ndarray:
         """Probabilities (N x 11) whose ten classes keep only the clothing share of their mass (clothing_share)."""

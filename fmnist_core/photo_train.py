@@ -31,7 +31,6 @@ from fmnist_core.photo import (
     SHOE_TYPE_CLASSES,
     SHOES,
     PhotoHead,
-    fold_in_imagenet,
     imagenet_group_mass,
     log_softmax,
     mean_over_views,
@@ -378,9 +377,7 @@ def none_bias(head: PhotoHead, logits: np.ndarray, photos: PhotoSet, recall: flo
     for bias in np.arange(0.0, MOST_NONE_BIAS + NONE_BIAS_STEP / 2, NONE_BIAS_STEP):
         shifted = logits[others].copy()
         shifted[:, NONE_INDEX] += bias
-        probabilities = head.gated(fold_in_imagenet(np.exp(log_softmax(shifted / head.temperature)),
-                                                    photos.imagenet_kept[others], head.taught_shoe_types),
-                                   photos.wearable[others])
+        probabilities = head.probabilities_from_logits(shifted, photos.imagenet_kept[others], photos.wearable[others])
         if (probabilities.argmax(axis=1) == NONE_INDEX).mean() >= recall:
             return round(float(bias), 2)
     return MOST_NONE_BIAS
@@ -574,8 +571,7 @@ def train_photo_head(config: PhotoTrainConfig = PhotoTrainConfig(), path: Path =
     bias = 0.0 if config.none_recall is None else none_bias(head, out_of_fold, fitted, config.none_recall)
     head.bias[NONE_INDEX] += bias
     out_of_fold[:, NONE_INDEX] += bias  # the thresholds below are set on the answers the head will give
-    probabilities = head.gated(fold_in_imagenet(np.exp(log_softmax(out_of_fold / head.temperature)),
-                                                fitted.imagenet_kept, head.taught_shoe_types), fitted.wearable)
+    probabilities = head.probabilities_from_logits(out_of_fold, fitted.imagenet_kept, fitted.wearable)
     predicted = probabilities.argmax(axis=1)
     answered = np.isin(fitted.labels, CHECKED_LABELS) & (predicted != NONE_INDEX) & calibrates(fitted)
     right = fitted.allowed[np.arange(len(predicted)), predicted]
