@@ -99,8 +99,35 @@ def answered(answer) -> int:
     return NONE_INDEX if answer.class_index is None else answer.class_index
 
 
-def summary(outputs: np.ndarray, sure: np.ndarray, allowed: list[frozenset], not_clothing: np.ndarray) -> dict:
-    """Right, sure coverage and accuracy over the photos of the ten; flagged over the others; per class."""
+def source_labels(items: list[tuple[object, frozenset]]) -> np.ndarray | None:
+    """The ../shared/clothing source label of each item (None when any item is not one of its photos)."""
+    labels_file = SHARED / "clothing" / "labels.csv"
+    if not labels_file.is_file():
+        return None
+    with open(labels_file, newline="", encoding="utf-8") as handle:
+        label_of = {Path(row["file"]).name: row["source_label"] for row in csv.DictReader(handle)}
+    names = [getattr(source, "name", None) for source, _ in items]
+    return np.array([label_of[name] for name in names]) if all(name in label_of for name in names) else None
+
+
+def per_label(right: np.ndarray, sure: np.ndarray, labels: np.ndarray, ten: np.ndarray) -> dict:
+    """Per source label of the photos of the ten: right, sure share and sure right; and their mean over labels.
+
+    The mean weighs every label alike, as a check with the same number of photos per label does.
+    """
+    rows = {}
+    for label in sorted(set(labels[ten])):
+        of_label = ten & (labels == label)
+        chosen = of_label & sure
+        rows[label] = {"photos": int(of_label.sum()), "right": round(float(right[of_label].mean()), 4),
+                       "sure_coverage": round(float(chosen.sum() / of_label.sum()), 4),
+                       "sure_right": round(float(right[chosen].mean()), 4) if chosen.any() else None}
+    return {"labels": rows, "right_mean_over_labels": round(float(np.mean([r["right"] for r in rows.values()])), 4)}
+
+
+def summary(outputs: np.ndarray, sure: np.ndarray, allowed: list[frozenset], not_clothing: np.ndarray,
+            labels: np.ndarray | None = None) -> dict:
+    """Right, sure coverage and accuracy over the photos of the ten; flagged over the others; per class and label."""
     from fmnist_core.data import CLASS_NAMES
     from fmnist_core.photo import NONE_INDEX
 
@@ -122,6 +149,8 @@ def summary(outputs: np.ndarray, sure: np.ndarray, allowed: list[frozenset], not
                                    "sure_right": round(float(right[answered_as].mean()), 4) if answered_as.any()
                                    else None}
         result["per_class"] = per_class
+        if labels is not None:
+            result["per_source_label"] = per_label(right, sure, labels, ten)
     if (~ten).any():
         result["flagged"] = round(float((outputs[~ten] == NONE_INDEX).mean()), 4)
         result["said_not_clothing"] = round(float(not_clothing[~ten].mean()), 4)
@@ -171,6 +200,7 @@ def main() -> None:
                "load_seconds": {"cnn": round(cnn_load, 2), "photo_model": round(photo_load, 2)}, "domains": {}}
     for domain, items in domains(args.limit).items():
         allowed = [options for _, options in items]
+        labels = source_labels(items)
         row = results["domains"].setdefault(domain, {})
         for name, answer in models.items():
             answer(items[0][0])  # warm
@@ -181,13 +211,14 @@ def main() -> None:
                 times.append((time.perf_counter() - began) * 1000)
             outputs = np.array([answered(a) for a in answers])
             row[name] = summary(outputs, np.array([a.sure for a in answers]), allowed,
-                                np.array([a.not_clothing for a in answers]))
+                                np.array([a.not_clothing for a in answers]), labels)
             row[name].update(ms_median=round(float(np.median(times)), 1),
                              ms_p95=round(float(np.percentile(times, 95)), 1))
             if name == "active":
                 row[name]["one_threshold_curve"] = curve(np.array([a.confidence for a in answers]), outputs, allowed)
             print(f"{domain:>24} | {name:>14} | " + json.dumps({k: v for k, v in row[name].items()
-                                                                if k not in ("per_class", "one_threshold_curve")}),
+                                                                if k not in ("per_class", "one_threshold_curve",
+                                                                             "per_source_label")}),
                   flush=True)
     results["peak_rss_mb_both_models"] = round(peak_rss_mb(), 0)
     backbone_only = time.perf_counter()
@@ -226,6 +257,18 @@ def print_tables(results: dict) -> None:
             sure = "-" if figures["sure_right"] is None else f"{figures['sure_right']:.0%}"
             cells.append(f"{right} / {sure} ({figures['sure_answers']})")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    labelled = [(domain, row) for domain, row in results["domains"].items() if "per_source_label" in row["active"]]
+    for domain, row in labelled:
+        names = [name for name in row if "per_source_label" in row[name]]
+        print(f"\n{domain}, per source label: right (the active head's sure answers right / share answered sure)\n")
+        print("| label | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+        for label, figures in row["active"]["per_source_label"]["labels"].items():
+            cells = [f"{row[name]['per_source_label']['labels'][label]['right']:.0%}" for name in names]
+            sure = "-" if figures["sure_right"] is None else f"{figures['sure_right']:.0%}"
+            cells[-1] += f" ({sure} / {figures['sure_coverage']:.0%})"
+            print(f"| {label} ({figures['photos']}) | " + " | ".join(cells) + " |")
+        print("| mean over labels | " + " | ".join(f"{row[name]['per_source_label']['right_mean_over_labels']:.1%}"
+                                                 for name in names) + " |")
 
 
 if __name__ == "__main__":

@@ -132,3 +132,20 @@ def test_ensembles_bench_averages_members_over_their_views(registry_dir, tmp_pat
     barely_right = np.array([[[0.6, 0.4], [0.4, 0.6]]] * 10)
     assert ensembles.accuracies([barely_right], labels)["plain"] == 1.0
     assert ensembles.accuracies([barely_right, confident_wrong], labels)["flip+shift"] == 0.0
+
+
+def test_photo_bench_weighs_every_source_label_alike_in_its_mean():
+    """Nine right T-shirts and one wrong hoodie: 90 % of the photos, but a mean over the two labels of 50 %."""
+    import numpy as np
+
+    from bench.photo_model import per_label
+
+    labels = np.array(["T-Shirt"] * 9 + ["Hoodie", "Hat"])
+    right = np.array([True] * 9 + [False, True])
+    sure = np.array([True] * 4 + [False] * 5 + [True, False])
+    ten = labels != "Hat"
+    figures = per_label(right, sure, labels, ten)
+    assert figures["right_mean_over_labels"] == 0.5
+    assert set(figures["labels"]) == {"T-Shirt", "Hoodie"}
+    assert figures["labels"]["T-Shirt"] == {"photos": 9, "right": 1.0, "sure_coverage": 0.4444, "sure_right": 1.0}
+    assert figures["labels"]["Hoodie"] == {"photos": 1, "right": 0.0, "sure_coverage": 1.0, "sure_right": 0.0}
