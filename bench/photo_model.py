@@ -111,10 +111,8 @@ def source_labels(items: list[tuple[object, frozenset]]) -> np.ndarray | None:
 
 
 def per_label(right: np.ndarray, sure: np.ndarray, labels: np.ndarray, ten: np.ndarray) -> dict:
-    """Per source label of the photos of the ten: right, sure share and sure right; and their mean over labels.
-
-    The mean weighs every label alike, as a check with the same number of photos per label does.
-    """
+    """Per source label of the photos of the ten: right, sure share and sure right; and the same over all labels
+    weighing every label alike, as a check with the same number of photos per label does."""
     rows = {}
     for label in sorted(set(labels[ten])):
         of_label = ten & (labels == label)
@@ -122,7 +120,13 @@ def per_label(right: np.ndarray, sure: np.ndarray, labels: np.ndarray, ten: np.n
         rows[label] = {"photos": int(of_label.sum()), "right": round(float(right[of_label].mean()), 4),
                        "sure_coverage": round(float(chosen.sum() / of_label.sum()), 4),
                        "sure_right": round(float(right[chosen].mean()), 4) if chosen.any() else None}
-    return {"labels": rows, "right_mean_over_labels": round(float(np.mean([r["right"] for r in rows.values()])), 4)}
+    weight = np.zeros(len(labels))  # each label's photos share one unit of weight
+    for label, figures in rows.items():
+        weight[ten & (labels == label)] = 1 / figures["photos"]
+    chosen = weight * sure
+    return {"labels": rows, "right_mean_over_labels": round(float(np.mean([r["right"] for r in rows.values()])), 4),
+            "sure_coverage_over_labels": round(float(chosen.sum() / weight.sum()), 4),
+            "sure_right_over_labels": round(float((chosen * right).sum() / chosen.sum()), 4) if chosen.any() else None}
 
 
 def summary(outputs: np.ndarray, sure: np.ndarray, allowed: list[frozenset], not_clothing: np.ndarray,
@@ -181,6 +185,7 @@ def main() -> None:
     from fmnist_core.answer import answer_image
     from fmnist_core.photo import Backbone, PhotoModel, load_photo_head
     from fmnist_core.predict import Classifier
+    from fmnist_core.preprocess import EmptyImageError
 
     started = time.perf_counter()
     classifier = Classifier.load()
@@ -207,15 +212,19 @@ def main() -> None:
             answers, times = [], []
             for source, _ in items:
                 began = time.perf_counter()
-                answers.append(answer(source))
+                try:
+                    answers.append(answer(source))
+                except EmptyImageError:  # the CNN found no item: a wrong answer, not sure
+                    answers.append(None)
                 times.append((time.perf_counter() - began) * 1000)
-            outputs = np.array([answered(a) for a in answers])
-            row[name] = summary(outputs, np.array([a.sure for a in answers]), allowed,
-                                np.array([a.not_clothing for a in answers]), labels)
+            outputs = np.array([-1 if a is None else answered(a) for a in answers])
+            row[name] = summary(outputs, np.array([a is not None and a.sure for a in answers]), allowed,
+                                np.array([a is not None and a.not_clothing for a in answers]), labels)
             row[name].update(ms_median=round(float(np.median(times)), 1),
                              ms_p95=round(float(np.percentile(times, 95)), 1))
             if name == "active":
-                row[name]["one_threshold_curve"] = curve(np.array([a.confidence for a in answers]), outputs, allowed)
+                confidence = np.array([0.0 if a is None else a.confidence for a in answers])
+                row[name]["one_threshold_curve"] = curve(confidence, outputs, allowed)
             print(f"{domain:>24} | {name:>14} | " + json.dumps({k: v for k, v in row[name].items()
                                                                 if k not in ("per_class", "one_threshold_curve",
                                                                              "per_source_label")}),
@@ -267,8 +276,11 @@ def print_tables(results: dict) -> None:
             sure = "-" if figures["sure_right"] is None else f"{figures['sure_right']:.0%}"
             cells[-1] += f" ({sure} / {figures['sure_coverage']:.0%})"
             print(f"| {label} ({figures['photos']}) | " + " | ".join(cells) + " |")
-        print("| mean over labels | " + " | ".join(f"{row[name]['per_source_label']['right_mean_over_labels']:.1%}"
-                                                 for name in names) + " |")
+        means = [f"{row[name]['per_source_label']['right_mean_over_labels']:.1%}" for name in names]
+        over = row["active"]["per_source_label"]
+        sure = "-" if over["sure_right_over_labels"] is None else f"{over['sure_right_over_labels']:.1%}"
+        means[-1] += f" ({sure} / {over['sure_coverage_over_labels']:.0%})"
+        print("| every label alike | " + " | ".join(means) + " |")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from fmnist_core.data import IMAGE_SIZE
 
 MAX_INPUT_PIXELS = 40_000_000  # refuse images whose header claims more (decompression bombs)
 WORK_SIZE = 200  # every image is shrunk to at most this before analysis: 7x the 28 px output; JPEGs decode at 1/2..1/8 scale
-GRABCUT_SIZE = 200  # GrabCut cost grows with pixels; 200 px keeps it near 100 ms here
+GRABCUT_SIZE = 128  # GrabCut cost grows with pixels: 128 px is 2.3x faster than 200 px, the CNN as right (bench.cut_out)
 BORDER_FRACTION = 0.04  # the outer ring used to judge the background
 PLANE_SAMPLES = 1500  # border pixels used to fit the page's lighting plane
 PLAIN_SPREAD = 45.0  # border p90 - p10 (after removing a gradient) below this = plain background
@@ -260,10 +260,13 @@ def threshold_mask(foreground: np.ndarray) -> np.ndarray:
     return cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel).astype(bool)
 
 
-def grabcut_mask(rgb: np.ndarray) -> np.ndarray:
-    """Cut the item out of a cluttered photo with OpenCV's GrabCut, seeded by a centred rectangle."""
+def grabcut_mask(rgb: np.ndarray, size: int | None = None) -> np.ndarray:
+    """Cut the item out of a cluttered photo with OpenCV's GrabCut, seeded by a centred rectangle.
+
+    GrabCut works on the photo shrunk to `size` (GRABCUT_SIZE when None); the mask comes back at full size.
+    """
     height, width = rgb.shape[:2]
-    scale = min(1.0, GRABCUT_SIZE / max(height, width))
+    scale = min(1.0, (size or GRABCUT_SIZE) / max(height, width))
     small = cv2.resize(rgb, (max(1, int(width * scale)), max(1, int(height * scale))), interpolation=cv2.INTER_AREA)
     small_height, small_width = small.shape[:2]
     inset_x, inset_y = max(1, int(small_width * 0.04)), max(1, int(small_height * 0.04))
@@ -386,6 +389,8 @@ def preprocess(source, *, empty_message: str = "no item found in the image") -> 
     else:
         background = "cluttered"
         mask = grabcut_mask(rgb)
+        if select_item(mask).box is None:  # the small working size lost a thin or faint item: try every pixel
+            mask = grabcut_mask(rgb, WORK_SIZE)
         surroundings = float(np.median(border_pixels(gray)[1]))
         bright = np.where(mask, 255.0 - gray if item_darker_than(gray, mask, surroundings) else gray, 0.0)
         steps.append(("grayscale, item cut out (GrabCut)", _u8(bright)))

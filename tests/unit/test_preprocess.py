@@ -193,6 +193,31 @@ def test_cluttered_photo_takes_the_segmentation_path():
     assert any("busy background" in doubt for doubt in result.doubts)
 
 
+def test_grabcut_works_small_and_tries_every_pixel_only_when_the_small_cut_loses_the_item(monkeypatch):
+    rng = np.random.default_rng(0)
+    photo = rng.integers(0, 255, (300, 300, 3), dtype=np.uint8)
+    photo[80:240, 100:200] = (20, 20, 160)
+    real, sizes = pp.grabcut_mask, []
+
+    def recorded(rgb, size=None):
+        sizes.append(size or pp.GRABCUT_SIZE)
+        return real(rgb, size)
+
+    monkeypatch.setattr(pp, "grabcut_mask", recorded)
+    assert preprocess(Image.fromarray(photo)).background == "cluttered"
+    assert sizes == [pp.GRABCUT_SIZE] and pp.GRABCUT_SIZE < pp.WORK_SIZE
+
+    def loses_it_when_small(rgb, size=None):  # as GrabCut does now and then with a thin or faint item
+        sizes.append(size or pp.GRABCUT_SIZE)
+        return real(rgb, size) if size == pp.WORK_SIZE else np.zeros(rgb.shape[:2], bool)
+
+    sizes.clear()
+    monkeypatch.setattr(pp, "grabcut_mask", loses_it_when_small)
+    result = preprocess(Image.fromarray(photo))
+    assert sizes == [pp.GRABCUT_SIZE, pp.WORK_SIZE]
+    assert result.image.max() > 0
+
+
 # ---- the corpus ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CORPUS.iterdir()))
