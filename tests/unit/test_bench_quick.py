@@ -149,3 +149,6 @@ def test_photo_bench_weighs_every_source_label_alike_in_its_mean():
     assert set(figures["labels"]) == {"T-Shirt", "Hoodie"}
     assert figures["labels"]["T-Shirt"] == {"photos": 9, "right": 1.0, "sure_coverage": 0.4444, "sure_right": 1.0}
     assert figures["labels"]["Hoodie"] == {"photos": 1, "right": 0.0, "sure_coverage": 1.0, "sure_right": 0.0}
+    # sure: 4 of 9 T-shirts (right) and the hoodie (wrong), each label weighing one half
+    assert figures["sure_coverage_over_labels"] == round((0.5 * 4 / 9 + 0.5) / 1.0, 4)
+    assert figures["sure_right_over_labels"] == round((0.5 * 4 / 9) / (0.5 * 4 / 9 + 0.5), 4)
