@@ -135,7 +135,7 @@ def answer_image(source, classifier: Classifier, photo_model: PhotoModel | None 
     kind, why = choose_model(image, choice, photo_model, photo_problem)
     photo = None
     if kind == "photo":
-        # The CNN's view (GrabCut on a busy photo: ~55 ms median, ~110 ms p95 on Zen 3) is made on the other core meanwhile.
+        # The CNN's view (GrabCut on a busy photo: ~50 ms median, ~110 ms p95 on Zen 3) is made on the other core meanwhile.
         pending = _POOL.submit(_cnn_prediction, image, classifier, top_k) if cnn_view else None
         photo = photo_model.answer_photo(image)
         cnn, cnn_problem = pending.result() if pending else (None, "not asked for")
