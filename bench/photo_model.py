@@ -18,8 +18,8 @@ classes), the share of sure answers and how often they are right, per class the 
 not one of the ten) on the domains with nothing of the ten, and for the active head the coverage/accuracy
 curve of its sure answers when every class shares one threshold. The held-out phone photos also per source
 label, and over the labels weighing each alike (as a check with the same number of photos per label does).
-Also the time per photo of the page's
-answer (median, p95), model load times and the peak memory of this process with both models loaded.
+Also the time per photo of the page's answer (median, p95), model load times and the peak memory of this
+process with both models loaded.
 Writes bench/results/photo_model.json and prints the tables for BENCHMARKS.md.
 """
 
