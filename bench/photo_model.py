@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import time
 from pathlib import Path
@@ -58,6 +59,16 @@ def machine() -> str:
     return f"{cpu_model()}, family {family} model {model}"
 
 
+@functools.cache
+def clothing_rows() -> tuple[tuple[Path, str], ...]:
+    """(photo path, source label) of every photo of ../shared/clothing; none when it is not there."""
+    clothing = SHARED / "clothing"
+    if not (clothing / "labels.csv").is_file():
+        return ()
+    with open(clothing / "labels.csv", newline="", encoding="utf-8") as handle:
+        return tuple((clothing / row["file"], row["source_label"]) for row in csv.DictReader(handle))
+
+
 def domains(limit: int | None) -> dict[str, list[tuple[object, frozenset]]]:
     """Per domain, (image source, the outputs that count as right) for every photo there is."""
     from bench.non_garments import non_garment_images
@@ -74,10 +85,7 @@ def domains(limit: int | None) -> dict[str, list[tuple[object, frozenset]]]:
     )
 
     found: dict[str, list] = {}
-    clothing = SHARED / "clothing"
-    if (clothing / "labels.csv").is_file():
-        with open(clothing / "labels.csv", newline="", encoding="utf-8") as handle:
-            rows = [(clothing / row["file"], row["source_label"]) for row in csv.DictReader(handle)]
+    if rows := clothing_rows():
         held_out = [(path, label) for path, label in rows
                     if split_of(path.name) == "test" and label in (*CHECKED_LABELS, *NOT_OF_THE_TEN)]
         names, labels = np.array([path.name for path, _ in held_out]), np.array([label for _, label in held_out])
@@ -103,11 +111,7 @@ def answered(answer) -> int:
 
 def source_labels(items: list[tuple[object, frozenset]]) -> np.ndarray | None:
     """The ../shared/clothing source label of each item (None when any item is not one of its photos)."""
-    labels_file = SHARED / "clothing" / "labels.csv"
-    if not labels_file.is_file():
-        return None
-    with open(labels_file, newline="", encoding="utf-8") as handle:
-        label_of = {Path(row["file"]).name: row["source_label"] for row in csv.DictReader(handle)}
+    label_of = {path.name: label for path, label in clothing_rows()}
     names = [getattr(source, "name", None) for source, _ in items]
     return np.array([label_of[name] for name in names]) if all(name in label_of for name in names) else None
 
@@ -116,15 +120,14 @@ def per_label(right: np.ndarray, sure: np.ndarray, labels: np.ndarray, ten: np.n
     """Per source label of the photos of the ten: right, sure share and sure right; and the same over all labels
     weighing every label alike, as a check with the same number of photos per label does."""
     rows = {}
+    weight = np.zeros(len(labels))  # each label's photos share one unit of weight
     for label in sorted(set(labels[ten])):
         of_label = ten & (labels == label)
         chosen = of_label & sure
         rows[label] = {"photos": int(of_label.sum()), "right": round(float(right[of_label].mean()), 4),
                        "sure_coverage": round(float(chosen.sum() / of_label.sum()), 4),
                        "sure_right": round(float(right[chosen].mean()), 4) if chosen.any() else None}
-    weight = np.zeros(len(labels))  # each label's photos share one unit of weight
-    for label, figures in rows.items():
-        weight[ten & (labels == label)] = 1 / figures["photos"]
+        weight[of_label] = 1 / of_label.sum()
     chosen = weight * sure
     return {"labels": rows, "right_mean_over_labels": round(float(np.mean([r["right"] for r in rows.values()])), 4),
             "sure_coverage_over_labels": round(float(chosen.sum() / weight.sum()), 4),
